@@ -1,0 +1,8 @@
+"""What names mean: the built-in registry and the modules that fill it.
+
+Importing this package registers every built-in. Modules keep heavy imports (astropy, scipy,
+numba, sep...) inside function bodies so that `pxlang check` starts fast.
+"""
+
+from . import frames, lights, pixelmath, post, preprocess  # noqa: F401  (registration)
+from .registry import REGISTRY, all_specs, builtin, lookup  # noqa: F401

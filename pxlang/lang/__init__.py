@@ -1,0 +1,1 @@
+"""The pxlang language: parse, check and evaluate. Knows nothing of astronomy."""

@@ -1,0 +1,1 @@
+"""The science: plain numpy/scipy functions on arrays, usable without the language."""

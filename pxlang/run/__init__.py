@@ -1,0 +1,1 @@
+"""Running whole workflows: cache, executor, progress, reports."""
