@@ -266,6 +266,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .api import evaluate
     from .lang.errors import PxIOError
 
+    params = _parse_params(args.params)
     path = resolve_script(args.script)
     try:
         with open(path, encoding="utf-8") as fh:
@@ -277,7 +278,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise PxIOError(f"{args.script}: cannot read the script ({e})") from None
     options = {"seed": args.seed, "quiet": args.quiet, "scheduler": args.scheduler,
                "truncate": not args.no_truncate}
-    evaluate(text, params=_parse_params(args.params), path=path, options=options)
+    evaluate(text, params=params, path=path, options=options)
     return EXIT_OK
 
 

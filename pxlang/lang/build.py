@@ -83,9 +83,9 @@ class Builder(Transformer):
             else:
                 if kwargs:
                     raise PxSyntaxError(
-                        "a positional argument follows a keyword argument",
-                        item.span,
-                        "put positional arguments first: f(a, b, key=value)",
+                        f"a positional argument follows the keyword argument '{kwargs[-1].name}'",
+                        kwargs[-1].span,
+                        "to compare two values use '=='; keyword arguments (key=value) go last",
                     )
                 args.append(item)
         return ast.Call(

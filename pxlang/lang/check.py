@@ -270,9 +270,10 @@ class Checker:
                        span, f"usage: {spec.signature()}")
         for k in node.kwargs:
             if k.name not in names:
-                hint = did_you_mean(k.name, names)
-                if hint is None and (k.name in scope or (self.images and k.name in self.images)):
+                hint = None
+                if k.name in scope or (self.images and k.name in self.images):
                     hint = "'=' passes a keyword argument; to compare, use '=='"
+                hint = hint or did_you_mean(k.name, names)
                 if hint is None and spec.kind == PIXEL:
                     hint = f"{spec.name}() takes no keyword arguments"
                 self.error(f"{spec.name}() has no keyword '{k.name}'", k.span, hint)

@@ -139,9 +139,10 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     skel = {_skeleton(c): c for c in cands}
     if _skeleton(name) in skel and skel[_skeleton(name)] != name:
         return f"did you mean '{skel[_skeleton(name)]}'?"
-    close = difflib.get_close_matches(name, cands, n=3, cutoff=0.6)
+    cutoff = 0.5 if len(name) <= 3 else 0.6  # one wrong letter in a short name (Hx -> Ha)
+    close = difflib.get_close_matches(name, cands, n=3, cutoff=cutoff)
     if not close:
-        close_l = difflib.get_close_matches(name.lower(), list(lower), n=3, cutoff=0.6)
+        close_l = difflib.get_close_matches(name.lower(), list(lower), n=3, cutoff=cutoff)
         close = [lower[c] for c in close_l]
     if not close:
         return None
