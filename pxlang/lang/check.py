@@ -53,6 +53,11 @@ class Checker:
 
     # ------------------------------------------------------------ scripts
     def script(self, tree: ast.Script, names: Iterable[str] = ()) -> set[str]:
+        if isinstance(names, Mapping):  # a live session: its functions keep their signatures
+            for key, value in names.items():
+                node = getattr(value, "node", None)
+                if isinstance(node, ast.FuncDef):
+                    self.user[key] = _UserSig(node)
         scope = set(names) | {"true", "false"}
         module_names = self._top_level_names(tree.statements)
         deferred: list[ast.FuncDef] = []
@@ -338,7 +343,7 @@ def check_script(
     tree: ast.Script,
     functions: Mapping[str, FunctionSpec],
     *,
-    names: Iterable[str] = (),
+    names: Iterable[str] | Mapping[str, Any] = (),
     module_loader: Callable[[str, str], tuple[str, str] | None] | None = None,
     base_dir: str = ".",
 ) -> list[PxError]:
