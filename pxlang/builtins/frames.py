@@ -16,7 +16,7 @@ def _inputs(ctx: CallContext) -> set[str]:
 
 
 @builtin("load", category="files", aliases=("open",), pixinsight="File > Open", siril="load",
-         example='load("lights/" + "Ha_001.fits")')
+         example='load(save(Ha, "copy.fits"))')
 def load(ctx: CallContext, path: str) -> Image:
     """Read an image: FITS, XISF, TIFF, PNG or JPEG. Integer data is normalised to [0, 1] by its
     bit depth; the header comes with it. Relative paths are relative to the script's folder."""

@@ -248,7 +248,8 @@ def _grid(ctx: CallContext) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _coord(name: str, fn: Callable[[CallContext], Any], doc: str, aliases: tuple[str, ...] = ()) -> None:
-    _spec(name, lambda ctx: fn(ctx), [], doc, aliases=aliases, varying="geometry", example=f"{name}()")
+    _spec(name, lambda ctx: fn(ctx), [], doc, aliases=aliases, varying="geometry",
+          example=f"Ha * {name}()")
 
 
 _coord("x", lambda c: np.array(_grid(c)[0]), "Column of the current pixel (0 … width−1).", ("xpos",))
@@ -260,7 +261,7 @@ _coord("Y", lambda c: np.array(_grid(c)[1]) / max(1, c.pixel.height - 1),
 
 
 def _dim(name: str, fn: Callable[[int, int, int], float], doc: str, aliases: tuple[str, ...] = ()) -> None:
-    def call(ctx: CallContext) -> float:
+    def call(ctx: CallContext, image: Any = None) -> float:
         g = ctx.pixel
         if g is None:
             raise PxRuntimeError(f"{name}() without an image needs a target")
@@ -269,7 +270,8 @@ def _dim(name: str, fn: Callable[[int, int, int], float], doc: str, aliases: tup
     def form(img: np.ndarray, roi: tuple[int, ...] = ()) -> float:
         return fn(img.shape[-1], img.shape[-2], 3 if img.ndim == 3 else 1)
 
-    _spec(name, call, [], doc + f" ``{name}()`` is the target's; ``{name}(image)`` another image's.",
+    _spec(name, call, [Param("image", "image", None)],
+          doc + f" ``{name}()`` is the target's; ``{name}(image)`` another image's.",
           aliases=aliases, image_form=form, varying="geometry", example=f"{name}(Ha)")
 
 
@@ -301,10 +303,10 @@ def pangle(ctx: CallContext, xc: Any = None, yc: Any = None) -> Any:
 
 _spec("rdist", rdist, [P("xc", None), P("yc", None)],
       "Distance from the current pixel to (xc, yc), default the image centre.", aliases=("r",),
-      varying="geometry", example="rdist()")
+      varying="geometry", example="iif(rdist() < 20, Ha, 0)")
 _spec("pangle", pangle, [P("xc", None), P("yc", None)],
       "Polar angle (radians, [0, 2π)) of the current pixel about (xc, yc), default the centre.",
-      aliases=("a",), varying="geometry", example="pangle()")
+      aliases=("a",), varying="geometry", example="Ha * pangle() / (2*pi())")
 
 
 def _line(ctx: CallContext, x1: Any, y1: Any, x2: Any, y2: Any) -> tuple[Any, ...]:
@@ -345,7 +347,7 @@ for _name, _fn, _doc in [
     ("yperp2line", yperp2line, "y of the foot of the perpendicular to the line."),
 ]:
     _spec(_name, _fn, [P("x1"), P("y1"), P("x2"), P("y2")], _doc, varying="geometry",
-          example=f"{_name}(0, 0, 10, 10)")
+          example=f"iif({_name}(0, 0, 10, 10) < 5, Ha, 0)")
 
 
 def inrect(ctx: CallContext, x0: Any, y0: Any, w: Any, h: Any) -> Any:
@@ -381,7 +383,8 @@ for _name, _fn, _doc, _p in [
     ("inellipse", inellipse, "1 inside the ellipse centred (xc, yc) with radii rx, ry, else 0.",
      ("xc", "yc", "rx", "ry")),
 ]:
-    _spec(_name, _fn, [P(n) for n in _p], _doc, varying="geometry", example=f"{_name}(10, 10, 20, 20)")
+    _spec(_name, _fn, [P(n) for n in _p], _doc, varying="geometry",
+          example=f"Ha * {_name}(10, 10, 20, 20)")
 
 
 def pixel(ctx: CallContext, img: Any, x: Any, y: Any, c: Any = None) -> Any:
@@ -480,19 +483,19 @@ def _random_spec(name: str, fn: Callable[..., Any], params: list[Param], doc: st
         return float(r) if np.ndim(r) == 0 else np.asarray(r, np.float32)
 
     _spec(name, call, params, doc + " Seeded by ``--seed`` / ``seed=``.", aliases=aliases,
-          varying="random", example=example or f"{name}()")
+          varying="random", example=example or f"Ha + {name}()*0.01")
 
 
 _random_spec("random", lambda g, s: g.random(s), [], "Uniform random number in [0, 1).", ("rnd",))
 _random_spec("gauss", lambda g, s: g.standard_normal(s), [], "Normal random number, mean 0, σ 1.")
 _random_spec("poisson", lambda g, s, x: g.poisson(np.broadcast_to(np.asarray(x, np.float64), s) if s else x, s or None),
-             [P("x")], "Poisson random number of mean x (in DN).", example="poisson(10)")
+             [P("x")], "Poisson random number of mean x (in DN).", example="poisson(Ha*1000)/1000")
 _random_spec("gamma", lambda g, s, k, t=1.0: g.gamma(k, t, s or None), [P("k"), P("t", 1.0)],
-             "Gamma-distributed random number, shape k, scale t.", example="gamma(2)")
+             "Gamma-distributed random number, shape k, scale t.", example="Ha + gamma(2)*0.01")
 _random_spec("chisq", lambda g, s, k: g.chisquare(k, s or None), [P("k")],
-             "Chi-squared random number with k degrees of freedom.", example="chisq(3)")
+             "Chi-squared random number with k degrees of freedom.", example="Ha + chisq(3)*0.01")
 _random_spec("studentt", lambda g, s, n: g.standard_t(n, s or None), [P("n")],
-             "Student's t random number with n degrees of freedom.", example="studentt(5)")
+             "Student's t random number with n degrees of freedom.", example="Ha + studentt(5)*0.01")
 
 
 def _rndselect(g: np.random.Generator, s: tuple[int, ...], *values: Any) -> Any:
@@ -506,7 +509,7 @@ def _rndselect(g: np.random.Generator, s: tuple[int, ...], *values: Any) -> Any:
 
 
 _random_spec("rndselect", _rndselect, [V()], "One of the values, chosen at random.",
-             example="rndselect(0.1, 0.5, 0.9)")
+             example="rndselect(Ha, OIII, SII)")
 
 
 # ------------------------------------------------------------------ generators (whole images)
@@ -679,7 +682,7 @@ def _header(img: Any) -> Any:
 
 
 @builtin("keyword_value", category=CAT, aliases=("kwd_value",), pixinsight="PixelMath symbol function",
-         example='keyword_value(Ha, "EXPTIME")')
+         example='keyword_value(load(save(Ha, "k.fits")), "NAXIS1")')
 def keyword_value(img: Image, keyword: str) -> float:
     """The numeric value of a FITS keyword of an image (an error if absent or not a number)."""
     h = _header(img)

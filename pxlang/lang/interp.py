@@ -275,7 +275,8 @@ class Interpreter:
                     did_you_mean(node.func, list(self.functions) + [n for n in scope.names()
                                  if isinstance(self._peek(n, scope), UserFunction)]),
                 )
-            if spec.special is None and spec.kind != "pixel" and spec.image_form is None:
+            if (spec.special is None and spec.kind != "pixel" and spec.image_form is None
+                    and not spec.extra.get("varying")):
                 return self.call_builtin(spec, node, scope)
         return self.pixel(node, scope)
 
