@@ -67,8 +67,10 @@ def _bind_images(images: Mapping[str, Any], base_dir: str) -> dict[str, Any]:
     for key, value in images.items():
         if isinstance(value, (str, os.PathLike)):
             out[key] = load(os.path.join(base_dir, os.fspath(value)), name=key)
-        elif isinstance(value, np.ndarray):
+        elif isinstance(value, np.ndarray) and value.ndim in (2, 3):
             out[key] = Image(value, name=key)
+        elif isinstance(value, np.ndarray) and value.ndim == 0:
+            out[key] = float(value)
         else:
             out[key] = value
     return out
@@ -171,7 +173,8 @@ def pixelmath_result(rk: str, g: str | None = None, b: str | None = None, *,
         programs = [parse_pixelmath(rk, "<expr>")]
     else:
         programs = [parse_pixelmath(t, n) for t, n in ((rk, "<R/K>"), (g, "<G>"), (b, "<B>"))]
-    opts = Options(truncate=truncate, rescale=rescale, seed=seed)
+    # PixelMath always makes an image when one is referenced (mean(Ha) fills an image)
+    opts = Options(truncate=truncate, rescale=rescale, seed=seed, invariant_as_image=True)
     extra_symbols: list[ast.SymbolDef] = []
     for p in programs:
         for d in p.directives:

@@ -156,6 +156,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
                            "seed": args.seed}}
         save(value, args.output, provenance=prov, bits=args.bits)
         print(f"wrote {args.output} ({_shape_text(value)})")
+    elif isinstance(value, np.ndarray) and _constant(value) is not None:
+        print(_fmt(_constant(value)))  # an invariant (e.g. mean(Ha)): every pixel is this number
     elif isinstance(value, np.ndarray):
         print(_stats_text(value))
     else:
@@ -180,6 +182,17 @@ def _fmt(v: Any) -> str:
     if isinstance(v, list):
         return " ".join(_fmt(x) for x in v)
     return str(v)
+
+
+def _constant(a: Any) -> Any:
+    """The value of a constant image (a float, or R G B values), else None."""
+    import numpy as np
+
+    flat = a.reshape(a.shape[0], -1) if a.ndim == 3 else a.reshape(1, -1)
+    if not np.all(np.isfinite(flat)) or not np.all(flat == flat[:, :1]):
+        return None
+    vals = [float(v) for v in flat[:, 0]]
+    return vals[0] if len(vals) == 1 else vals
 
 
 def _shape_text(a: Any) -> str:

@@ -284,8 +284,9 @@ _dim("iscolor", lambda w, h, c: float(c == 3), "1 for a colour image, else 0.")
 
 
 def _centre(ctx: CallContext, xc: Any, yc: Any) -> tuple[Any, Any]:
+    # PixInsight's default centre is (width/2, height/2), not the central pixel
     g = ctx.pixel
-    return ((g.width - 1) / 2 if xc is None else xc), ((g.height - 1) / 2 if yc is None else yc)
+    return (g.width / 2 if xc is None else xc), (g.height / 2 if yc is None else yc)
 
 
 def rdist(ctx: CallContext, xc: Any = None, yc: Any = None) -> Any:
@@ -388,10 +389,11 @@ for _name, _fn, _doc, _p in [
 
 
 def pixel(ctx: CallContext, img: Any, x: Any, y: Any, c: Any = None) -> Any:
-    """Value of image ``img`` at (x, y[, c]): coordinates are rounded; 0 outside the image."""
+    """Value of image ``img`` at (x, y[, c]): coordinates are truncated to integers, as
+    PixInsight does; 0 outside the image."""
     arr = np.asarray(getattr(img, "pixels", img), np.float32)
-    xi = np.rint(np.asarray(x)).astype(np.int64)
-    yi = np.rint(np.asarray(y)).astype(np.int64)
+    xi = np.trunc(np.asarray(x)).astype(np.int64)
+    yi = np.trunc(np.asarray(y)).astype(np.int64)
     h, w = arr.shape[-2:]
     inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
     xs, ys = np.clip(xi, 0, w - 1), np.clip(yi, 0, h - 1)
@@ -413,7 +415,7 @@ def pixel(ctx: CallContext, img: Any, x: Any, y: Any, c: Any = None) -> Any:
 
 
 _spec("pixel", pixel, [Param("img", "image"), P("x"), P("y"), P("c", None)],
-      "The value of an image at pixel (x, y[, channel]); 0 outside the image.", aliases=("p",),
+      "The value of an image at pixel (x, y[, channel]) (coordinates truncated); 0 outside.", aliases=("p",),
       example="pixel(Ha, 10, 20)")
 
 

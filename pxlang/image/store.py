@@ -24,9 +24,7 @@ class Image:
         name: str | None = None,
         path: str | None = None,
     ):
-        arr = np.asarray(data)
-        if arr.dtype != np.float32:
-            arr = arr.astype(np.float32)
+        arr = normalised(np.asarray(data))
         if arr.ndim == 3 and arr.shape[0] == 1:
             arr = arr[0]
         if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[0] != 3):
@@ -76,6 +74,18 @@ class Image:
         kind = "colour" if self.is_color else "mono"
         label = f" {self.name!r}" if self.name else ""
         return f"<Image{label} {kind} {self.width}x{self.height}>"
+
+
+def normalised(arr: np.ndarray) -> np.ndarray:
+    """float32 pixels; integer samples divided by the largest value of their type (PixInsight's
+    normalised reals: uint16 65535 -> 1.0)."""
+    if arr.dtype == np.float32:
+        return arr
+    if arr.dtype.kind in "ui":
+        return (arr / np.float32(np.iinfo(arr.dtype).max)).astype(np.float32)
+    if arr.dtype == bool:
+        return arr.astype(np.float32)
+    return arr.astype(np.float32)
 
 
 def as_image(value: Any, name: str | None = None) -> Image:

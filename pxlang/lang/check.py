@@ -15,6 +15,15 @@ from .functions import PIXEL, FunctionSpec
 
 PRAGMAS = {"rescale", "truncate", "64_bit", "single_thread", "optimize", "cache", "single_expr",
            "new_image", "alpha"}
+# functions people expect that PixelMath spells otherwise
+NO_SUCH_FUNCTION = {
+    "pow": "PixelMath has no pow(): write x^y",
+    "atan2": "PixelMath has no atan2(): write atan(y, x)",
+    "clamp": "use range(x, a, b)",
+    "clip": "use range(x, a, b)",
+    "if": "use iif(condition, a, b)",
+    "ifelse": "use iif(condition, a, b)",
+}
 METASYMBOLS = {"T", "target", "M", "mask", "A", "active"}
 
 
@@ -236,8 +245,8 @@ class Checker:
                 self.error(f"'{node.func}' is a variable, not a function", span)
                 return
             cands = list(self.functions) + [n for n in self.user if n in scope]
-            self.error(f"unknown function '{node.func}'", span, did_you_mean(node.func, cands),
-                       PxNameError)
+            hint = NO_SUCH_FUNCTION.get(node.func) or did_you_mean(node.func, cands)
+            self.error(f"unknown function '{node.func}'", span, hint, PxNameError)
             return
         self.builtin_call(spec, node, span, scope)
 

@@ -97,6 +97,7 @@ class Options:
     truncate_scalars: bool = True  # scripts keep numbers as computed; PixelMath fields clamp
     rescale: bool = False
     float64: bool = False
+    invariant_as_image: bool = False  # PixelMath fields: a referenced image gives the geometry
     seed: int | None = None
 
 
@@ -272,6 +273,7 @@ class PixelEvaluator:
         self._rng = None
         # size for per-pixel generators (x(), random()) when no image is referenced
         self.fallback_shape: tuple[int, ...] | None = None
+        self.referenced: list[tuple[tuple[int, ...], Any]] = []  # every image the fold saw
 
     # -------------------------------------------------------------- fold
     def fold(self, node: Any, keep: bool = False) -> Any:
@@ -287,7 +289,21 @@ class PixelEvaluator:
 
     def _const(self, value: Any, span: Any, keep: bool = False) -> Const:
         value = to_pixel_value(value)
+        if isinstance(value, np.ndarray) and value.ndim in (2, 3) and value.shape[-2:] != (1, 1):
+            self.referenced.append((value.shape, span))
         return Const(value, span, keep_channels=keep)
+
+    def _note_images(self, node: Any) -> None:
+        """Record the images a skipped branch names (they still define the output size)."""
+        if not self.options.invariant_as_image:
+            return
+        for n in ast.walk(node):
+            if isinstance(n, (ast.Name, ast.Meta)) and not (isinstance(n, ast.Name) and n.id in self.symbols):
+                try:
+                    value = self.resolve(n.id if isinstance(n, ast.Name) else "$" + n.id, n.span)
+                except PxError:
+                    continue
+                self._const(value, n.span)
 
     def fold_Number(self, node: ast.Number, keep: bool) -> Const:
         return Const(node.value, node.span)
@@ -308,6 +324,11 @@ class PixelEvaluator:
 
     def fold_Index(self, node: ast.Index, keep: bool) -> Any:
         target = self.fold(node.target, True)
+        if isinstance(node.target, ast.Index) and not (
+            isinstance(target, Const) and isinstance(target.value, list)
+        ):
+            raise PxTypeError("a second channel index: an image has one index, Ha[0]",
+                              node.index.span)
         index = self.fold(node.index)
         if not (isinstance(index, Const) and isinstance(index.value, float)):
             raise PxTypeError("a channel index is a whole number: Ha[0]", node.index.span)
@@ -342,8 +363,10 @@ class PixelEvaluator:
             # scalar short-circuit, as PixInsight's optimiser does
             if isinstance(a.value, float):
                 if node.op == "&&" and a.value == 0:
+                    self._note_images(node.right)
                     return Const(0.0, node.span)
                 if node.op == "||" and a.value != 0:
+                    self._note_images(node.right)
                     return Const(1.0, node.span)
         b = self.fold(node.right, keep)
         if isinstance(a, Const) and isinstance(b, Const) and not a.is_array and not b.is_array:
@@ -398,6 +421,17 @@ class PixelEvaluator:
             return self._const(value, node.span, keep)
         return PixCall(spec, args, node.span)
 
+    def _materialise(self, node: Any) -> np.ndarray:
+        """A per-pixel plan evaluated over its whole geometry, untruncated."""
+        plan = [Stmt(None, "", node, getattr(node, "span", None))]
+        geometry = self._geometry([plan])
+        if geometry is None:  # pragma: no cover - a plan without images folds to a Const
+            raise PxRuntimeError("this expression has no image to evaluate over", node.span)
+        height, width, channels = geometry
+        out = self._allocate((channels, height, width) if channels == 3 else (height, width))
+        self._run_tiles(plan, out, height, width, channels, None, truncate=False)
+        return out
+
     def _image_form_applies(self, node: ast.Call) -> bool:
         n = len(node.args)
         if node.kwargs or n not in (1, 5):
@@ -413,10 +447,17 @@ class PixelEvaluator:
 
     def _fold_image_form(self, spec: FunctionSpec, node: ast.Call, keep: bool) -> Any:
         first = self.fold(node.args[0], True)
-        if not (isinstance(first, Const) and first.is_array):
-            if len(node.args) == 1:
-                return first  # max(x) of one per-pixel value is the value itself
-            return PixCall(spec, [first] + [self.fold(a) for a in node.args[1:]], node.span)
+        if isinstance(first, Const) and not first.is_array:
+            return first  # max(x) of one number is the number
+        if not isinstance(first, Const):
+            if _uses_vars(first):
+                raise PxTypeError(
+                    f"{spec.name}() of one per-pixel variable has no meaning",
+                    node.span,
+                    f"give an image ({spec.name}(Ha)) or two or more values ({spec.name}(a, b))",
+                )
+            # pxlang extension: the statistic of an image expression, e.g. max(Ha*2)
+            first = Const(self._materialise(first), node.args[0].span)
         roi = tuple(int(a.value) for a in node.args[1:])  # type: ignore[attr-defined]
         img = first.value
         if img.ndim == 3 and img.shape[1:] == (1, 1):
@@ -446,9 +487,13 @@ class PixelEvaluator:
                 self._check_number(c, kind, cond.span)
                 if c.value != 0:
                     if not folded:
-                        return self.fold(expr, keep)  # taken branch, the rest never runs
+                        # taken branch; the rest never runs but its images still give the size
+                        for rest in args[args.index(cond) + 1:]:
+                            self._note_images(rest)
+                        return self.fold(expr, keep)
                     folded.append((Const(1.0), self.fold(expr, keep)))
                     return Lazy(kind, folded + [self.fold(expr, keep)], node.span)
+                self._note_images(expr)
                 continue  # branch never taken
             folded.append((c, self.fold(expr, keep)))
         d = self.fold(default, keep)
@@ -582,6 +627,16 @@ class PixelEvaluator:
                         "all images in one expression must have the same width and height",
                     )
             return int(hw[0]), int(hw[1]), channels
+        if not full and self.options.invariant_as_image and self.referenced:
+            shapes = self.referenced
+            ref = shapes[0][0]
+            for s, sp in shapes[1:]:
+                if s[-2:] != ref[-2:]:
+                    raise PxTypeError(
+                        f"images of different sizes: {ref[-1]}x{ref[-2]} and {s[-1]}x{s[-2]} pixels",
+                        sp, "all images in one expression must have the same width and height")
+            chans = 3 if channels == 3 or any(len(s) == 3 for s, _ in shapes) else 1
+            return int(ref[-2]), int(ref[-1]), chans
         if not full and needs and self.fallback_shape is not None:
             fs = self.fallback_shape
             return int(fs[-2]), int(fs[-1]), channels
@@ -605,13 +660,15 @@ class PixelEvaluator:
 
     # -------------------------------------------------------------- execute
     def _run_tiles(self, plan: list[Stmt], out: np.ndarray, height: int, width: int,
-                   channels: int, channel: int | None) -> None:
+                   channels: int, channel: int | None, truncate: bool | None = None) -> None:
         rows = max(1, TILE_ELEMENTS // max(1, width * channels))
-        truncate = self.options.truncate and not self.options.rescale
+        if truncate is None:
+            truncate = self.options.truncate and not self.options.rescale
         for r0 in range(0, height, rows):
             r1 = min(height, r0 + rows)
             geo = PixelGeometry(r0, r1, height, width, channels, channel)
-            value = self._execute(plan, geo)
+            with np.errstate(all="ignore"):  # PixelMath arithmetic is silent (inf, nan)
+                value = self._execute(plan, geo)
             dest = out[..., r0:r1, :]
             if isinstance(value, np.ndarray) and value.ndim > dest.ndim:
                 raise PxTypeError(
@@ -779,6 +836,17 @@ def to_pixel_value(value: Any) -> Any:
     if isinstance(pixels, np.ndarray):
         return pixels
     return value
+
+
+def _uses_vars(node: Any) -> bool:
+    if isinstance(node, Var):
+        return True
+    if isinstance(node, (Op, PixCall, Lazy)):
+        for a in node.args:
+            parts = a if isinstance(a, tuple) else (a,)
+            if any(_uses_vars(p) for p in parts if not isinstance(p, int)):
+                return True
+    return False
 
 
 def per_channel(values: Any) -> np.ndarray:

@@ -61,6 +61,9 @@ def test_eval_scalar_and_image_statistics(night):
     assert r.stdout.strip() == "1"  # truncated to [0, 1] by default
     r = pxlang("eval", "mean(A) > 0", "--image", "A=OIII.fits", cwd=night)
     assert r.returncode == 0 and r.stdout.strip() == "1"
+    r = pxlang("eval", "mean(OIII)", "OIII.fits", cwd=night)  # a constant image: its value
+    assert r.returncode == 0
+    assert abs(float(r.stdout) - np.load(night / "o3.npy").mean()) < 1e-6
     r = pxlang("eval", "OIII*0.5", "OIII.fits", cwd=night)
     assert r.returncode == 0 and r.stdout.startswith("image 30x20 mono") and "median" in r.stdout
 
@@ -78,7 +81,7 @@ def test_eval_globals_are_printed(night):
     (["Ha+", "Ha.fits", "-o", "p.fits"], "<expr>:1:"),
     (["Hx", "Ha.fits", "-o", "h.fits"], "did you mean 'Ha'"),
     (["Ha", "corrupt.fits", "-o", "c.fits"], "corrupt.fits"),
-    (["mean(Ha)", "Ha.fits", "-o", "s.fits"], "not an image"),
+    (["2*3", "Ha.fits", "-o", "s.fits"], "not an image"),
 ])
 def test_eval_errors_exit_1_without_traceback_or_output(night, args, needle):
     (night / "corrupt.fits").write_bytes(b"SIMPLE  =                    T" + b"\0" * 100)
