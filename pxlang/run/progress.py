@@ -1,0 +1,62 @@
+"""Progress of long stages: a rich progress bar (count, rate, ETA) on a terminal; plain log
+lines when output is not a terminal (CI, files); nothing with ``--quiet``.
+
+Built-ins use it as ``with stage(ctx.options, "calibrate", n) as advance: … advance()``."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+_LINE_EVERY = 10.0  # seconds between plain progress lines
+
+
+@contextmanager
+def stage(options: Mapping[str, Any] | None, label: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A progress reporter for ``total`` items of work; yields ``advance(n=1)``."""
+    options = options or {}
+    stream = sys.stderr
+    if options.get("quiet") or total <= 0:
+        yield lambda n=1: None
+        return
+    if stream.isatty() and not options.get("plain_progress"):
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        with Progress(TextColumn("{task.description:>14}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                      transient=False) as bar:
+            task = bar.add_task(label, total=total)
+            yield lambda n=1: bar.advance(task, n)
+        return
+    start = time.perf_counter()
+    state = {"done": 0, "last": start}
+    print(f"{label}: {total} to do", file=stream, flush=True)
+
+    def advance(n: int = 1) -> None:
+        state["done"] += n
+        now = time.perf_counter()
+        if now - state["last"] >= _LINE_EVERY and state["done"] < total:
+            rate = state["done"] / (now - start)
+            eta = (total - state["done"]) / rate if rate else 0
+            print(f"{label}: {state['done']}/{total} ({eta:.0f} s left)", file=stream, flush=True)
+            state["last"] = now
+
+    yield advance
+    print(f"{label}: {state['done']}/{total} done in {time.perf_counter() - start:.1f} s",
+          file=stream, flush=True)
+
+
+def log(options: Mapping[str, Any] | None, message: str) -> None:
+    """One line of workflow information (silent with --quiet)."""
+    if not (options or {}).get("quiet"):
+        print(message, file=sys.stderr, flush=True)
