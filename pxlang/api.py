@@ -45,8 +45,14 @@ def module_loader(name: str, base_dir: str) -> tuple[str, str] | None:
     return None
 
 
-def _interpreter(text: str, name: str, base_dir: str, params: Mapping[str, Any] | None,
-                 images: Mapping[str, Any] | None, options: Mapping[str, Any] | None) -> Any:
+def _interpreter(
+    text: str,
+    name: str,
+    base_dir: str,
+    params: Mapping[str, Any] | None,
+    images: Mapping[str, Any] | None,
+    options: Mapping[str, Any] | None,
+) -> Any:
     from .lang.interp import Interpreter
 
     return Interpreter(
@@ -76,7 +82,9 @@ def _bind_images(images: Mapping[str, Any], base_dir: str) -> dict[str, Any]:
     return out
 
 
-def check(source: str, *, path: str | None = None, names: Mapping[str, Any] | list[str] | None = None) -> None:
+def check(
+    source: str, *, path: str | None = None, names: Mapping[str, Any] | list[str] | None = None
+) -> None:
     """Parse and check a script; raises ``PxError`` (``PxCheckErrors`` lists every problem)."""
     from .lang.check import check_script
     from .lang.parse import parse_script
@@ -84,12 +92,19 @@ def check(source: str, *, path: str | None = None, names: Mapping[str, Any] | li
     name = path or "<script>"
     tree = parse_script(source, name)
     base = os.path.dirname(os.path.abspath(path)) if path else os.getcwd()
-    check_script(tree, functions(), names=list(names or ()), module_loader=module_loader, base_dir=base)
+    check_script(
+        tree, functions(), names=list(names or ()), module_loader=module_loader, base_dir=base
+    )
 
 
-def evaluate(source: str, images: Mapping[str, Any] | None = None, *,
-             params: Mapping[str, Any] | None = None, path: str | None = None,
-             options: Mapping[str, Any] | None = None) -> Any:
+def evaluate(
+    source: str,
+    images: Mapping[str, Any] | None = None,
+    *,
+    params: Mapping[str, Any] | None = None,
+    path: str | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> Any:
     """Run script text and return the value of its last statement.
 
     ``images`` binds names to arrays, ``Image``s, numbers or file paths. ``params`` gives
@@ -102,14 +117,22 @@ def evaluate(source: str, images: Mapping[str, Any] | None = None, *,
     name = path or "<script>"
     base = os.path.dirname(os.path.abspath(path)) if path else os.getcwd()
     tree = parse_script(source, name)
-    check_script(tree, functions(), names=list(images or ()), module_loader=module_loader, base_dir=base)
+    check_script(
+        tree, functions(), names=list(images or ()), module_loader=module_loader, base_dir=base
+    )
     declared = {st.name for st in tree.statements if isinstance(st, ast.ParamDecl)}
     for p in params or {}:
         if p not in declared:
-            raise PxNameError(f"the script has no parameter '{p}'", None,
-                              did_you_mean(p, declared) or (
-                                  "its parameters: " + ", ".join(sorted(declared)) if declared
-                                  else "the script declares no parameters"))
+            raise PxNameError(
+                f"the script has no parameter '{p}'",
+                None,
+                did_you_mean(p, declared)
+                or (
+                    "its parameters: " + ", ".join(sorted(declared))
+                    if declared
+                    else "the script declares no parameters"
+                ),
+            )
     interp = _interpreter(source, name, base, params, images, options)
     value = interp.run(tree)
     return _public(value)
@@ -131,9 +154,18 @@ def _public(value: Any) -> Any:
 
 
 # ------------------------------------------------------------------ PixelMath
-def pixelmath(rk: str, g: str | None = None, b: str | None = None, *,
-              images: Mapping[str, Any] | None = None, symbols: str = "", truncate: bool = True,
-              rescale: bool = False, target: Any = None, seed: int | None = None) -> Any:
+def pixelmath(
+    rk: str,
+    g: str | None = None,
+    b: str | None = None,
+    *,
+    images: Mapping[str, Any] | None = None,
+    symbols: str = "",
+    truncate: bool = True,
+    rescale: bool = False,
+    target: Any = None,
+    seed: int | None = None,
+) -> Any:
     """PixInsight's PixelMath process.
 
     ``rk`` alone is one expression (applied to every channel of a colour target or operand);
@@ -142,8 +174,17 @@ def pixelmath(rk: str, g: str | None = None, b: str | None = None, *,
     ``Image``s, file paths or numbers. An expression that depends on no pixel (statistics,
     numbers) returns a Python float when there is no target. Images come back as float32.
     """
-    return pixelmath_result(rk, g, b, images=images, symbols=symbols, truncate=truncate,
-                            rescale=rescale, target=target, seed=seed).value
+    return pixelmath_result(
+        rk,
+        g,
+        b,
+        images=images,
+        symbols=symbols,
+        truncate=truncate,
+        rescale=rescale,
+        target=target,
+        seed=seed,
+    ).value
 
 
 class PixelMathResult:
@@ -152,11 +193,21 @@ class PixelMathResult:
         self.globals = globals_
 
 
-def pixelmath_result(rk: str, g: str | None = None, b: str | None = None, *,
-                     images: Mapping[str, Any] | None = None, symbols: str = "",
-                     truncate: bool = True, rescale: bool = False, target: Any = None,
-                     seed: int | None = None, names: Mapping[str, Any] | None = None,
-                     base_dir: str | None = None, provenance: dict[str, Any] | None = None) -> PixelMathResult:
+def pixelmath_result(
+    rk: str,
+    g: str | None = None,
+    b: str | None = None,
+    *,
+    images: Mapping[str, Any] | None = None,
+    symbols: str = "",
+    truncate: bool = True,
+    rescale: bool = False,
+    target: Any = None,
+    seed: int | None = None,
+    names: Mapping[str, Any] | None = None,
+    base_dir: str | None = None,
+    provenance: dict[str, Any] | None = None,
+) -> PixelMathResult:
     """``pixelmath`` with the final values of global accumulators (``globals``)."""
     from .lang.check import check_pixelmath
     from .lang.interp import Interpreter
@@ -168,7 +219,9 @@ def pixelmath_result(rk: str, g: str | None = None, b: str | None = None, *,
     sym_ast = parse_symbols(symbols or "", "<symbols>")
     if g is None and _CHANNEL_FORM.match(rk):
         form = parse_channels(rk, "<expr>")
-        programs = [ast.PmProgram(c.span, (), (ast.ExprStmt(c.span, c.value),)) for c in form.channels]
+        programs = [
+            ast.PmProgram(c.span, (), (ast.ExprStmt(c.span, c.value),)) for c in form.channels
+        ]
     elif g is None:
         programs = [parse_pixelmath(rk, "<expr>")]
     else:
@@ -198,16 +251,29 @@ def pixelmath_result(rk: str, g: str | None = None, b: str | None = None, *,
     bound.update(_bind_images(images or {}, base))
     tgt = None
     if target is not None:
-        tgt = target if not isinstance(target, (str, os.PathLike)) else load(os.path.join(base, target))
+        tgt = (
+            target
+            if not isinstance(target, (str, os.PathLike))
+            else load(os.path.join(base, target))
+        )
         bound["$T"] = bound["$target"] = tgt
-    check_pixelmath(programs, sym_ast, functions(), images=set(bound), has_target=target is not None)
+    check_pixelmath(
+        programs, sym_ast, functions(), images=set(bound), has_target=target is not None
+    )
 
     text = rk if g is None else f"R/K: {rk}\nG: {g}\nB: {b}"
     interp = Interpreter(
-        functions(), base_dir=base, options={"seed": seed},
-        provenance=provenance or {"source": "pixelmath", "text": text + (f"\nsymbols: {symbols}" if symbols else ""),
-                                  "params": {"truncate": truncate, "rescale": rescale, "seed": seed}},
-        module_loader=module_loader, names=bound,
+        functions(),
+        base_dir=base,
+        options={"seed": seed},
+        provenance=provenance
+        or {
+            "source": "pixelmath",
+            "text": text + (f"\nsymbols: {symbols}" if symbols else ""),
+            "params": {"truncate": truncate, "rescale": rescale, "seed": seed},
+        },
+        module_loader=module_loader,
+        names=bound,
     )
     table: dict[str, Symbol] = {}
     for d in sym_ast.defs:
@@ -221,7 +287,9 @@ def pixelmath_result(rk: str, g: str | None = None, b: str | None = None, *,
         elif d.kind == "global":
             table[d.name] = Symbol(d.name, "global", d.values[0], d.op)
         else:
-            ev = interp.pixel_evaluator(interp.globals, options=Options(truncate=False, truncate_scalars=False))
+            ev = interp.pixel_evaluator(
+                interp.globals, options=Options(truncate=False, truncate_scalars=False)
+            )
             res = ev.run([ast.ExprStmt(d.call.span, d.call)])
             val = res.value
             if isinstance(val, list) and len(val) == 3:
@@ -252,8 +320,14 @@ def load(path: str, *, name: str | None = None) -> Any:
     return io.load(os.fspath(path), name=name)
 
 
-def save(image: Any, path: str, header: Any = None, *, provenance: dict[str, Any] | None = None,
-         bits: int | None = None) -> str:
+def save(
+    image: Any,
+    path: str,
+    header: Any = None,
+    *,
+    provenance: dict[str, Any] | None = None,
+    bits: int | None = None,
+) -> str:
     """Write an image atomically; the file carries the pxlang version and ``provenance``."""
     from .image import io
 
@@ -265,5 +339,15 @@ def context(base_dir: str = ".") -> CallContext:
     return CallContext(base_dir=base_dir)
 
 
-__all__ = ["PxError", "check", "evaluate", "run_file", "pixelmath", "pixelmath_result", "load",
-           "save", "functions", "context"]
+__all__ = [
+    "PxError",
+    "check",
+    "evaluate",
+    "run_file",
+    "pixelmath",
+    "pixelmath_result",
+    "load",
+    "save",
+    "functions",
+    "context",
+]

@@ -33,13 +33,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="show Python tracebacks")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    e = sub.add_parser("eval", help="evaluate a PixelMath expression over image files",
-                       description="Evaluate a PixelMath expression. Positional files are bound "
-                       "to their file names: Ha.fits -> Ha.")
+    e = sub.add_parser(
+        "eval",
+        help="evaluate a PixelMath expression over image files",
+        description="Evaluate a PixelMath expression. Positional files are bound "
+        "to their file names: Ha.fits -> Ha.",
+    )
     e.add_argument("expression", help="R/K expression (or 'R=…; G=…; B=…')")
     e.add_argument("files", nargs="*", help="image files, bound by file stem")
-    e.add_argument("--image", action="append", default=[], metavar="NAME=PATH",
-                   help="bind an image file to a name")
+    e.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="bind an image file to a name",
+    )
     e.add_argument("--g", help="G expression (per-channel form)")
     e.add_argument("--b", help="B expression (per-channel form)")
     e.add_argument("--symbols", default="", help='PixelMath symbols, e.g. "k = 0.5, a"')
@@ -104,8 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         print(f"internal error: {type(e).__name__}: {e}", file=sys.stderr)
-        print("hint: this is a bug in pxlang; run again with --debug for the traceback",
-              file=sys.stderr)
+        print(
+            "hint: this is a bug in pxlang; run again with --debug for the traceback",
+            file=sys.stderr,
+        )
         return EXIT_ERROR
 
 
@@ -123,8 +133,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     for f in args.files:
         name = _stem(f)
         if not _IDENT.match(name):
-            raise PxError(f"{f}: '{name}' is not a valid image name",
-                          hint=f"bind it explicitly: --image NAME={f}")
+            raise PxError(
+                f"{f}: '{name}' is not a valid image name",
+                hint=f"bind it explicitly: --image NAME={f}",
+            )
         images[name] = f
     for item in args.image:
         name, sep, path = item.partition("=")
@@ -134,26 +146,47 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if (args.g is None) != (args.b is None):
         _usage("--g and --b go together (the per-channel form)")
     result = pixelmath_result(
-        args.expression, args.g, args.b, images=images, symbols=args.symbols,
-        truncate=not args.no_truncate, rescale=args.rescale, target=args.target, seed=args.seed,
-        provenance={"source": "pxlang eval", "text": _eval_text(args),
-                    "params": {"files": " ".join(args.files) or None,
-                               "images": " ".join(args.image) or None,
-                               "truncate": not args.no_truncate, "rescale": args.rescale,
-                               "seed": args.seed}},
+        args.expression,
+        args.g,
+        args.b,
+        images=images,
+        symbols=args.symbols,
+        truncate=not args.no_truncate,
+        rescale=args.rescale,
+        target=args.target,
+        seed=args.seed,
+        provenance={
+            "source": "pxlang eval",
+            "text": _eval_text(args),
+            "params": {
+                "files": " ".join(args.files) or None,
+                "images": " ".join(args.image) or None,
+                "truncate": not args.no_truncate,
+                "rescale": args.rescale,
+                "seed": args.seed,
+            },
+        },
     )
     value = result.value
     import numpy as np
 
     if args.output:
         if not isinstance(value, np.ndarray):
-            raise PxError(f"the result is {_fmt(value)}, not an image: nothing to write to "
-                          f"{args.output}", hint="use an expression that refers to an image")
+            raise PxError(
+                f"the result is {_fmt(value)}, not an image: nothing to write to {args.output}",
+                hint="use an expression that refers to an image",
+            )
         from .api import save
 
-        prov = {"source": "pxlang eval", "text": _eval_text(args),
-                "params": {"truncate": not args.no_truncate, "rescale": args.rescale,
-                           "seed": args.seed}}
+        prov = {
+            "source": "pxlang eval",
+            "text": _eval_text(args),
+            "params": {
+                "truncate": not args.no_truncate,
+                "rescale": args.rescale,
+                "seed": args.seed,
+            },
+        }
         save(value, args.output, provenance=prov, bits=args.bits)
         print(f"wrote {args.output} ({_shape_text(value)})")
     elif isinstance(value, np.ndarray) and _constant(value) is not None:
@@ -211,8 +244,10 @@ def _stats_text(a: Any) -> str:
             continue
         med = float(np.median(finite))
         mad = float(np.median(np.abs(finite - med)))
-        lines.append(f"  {name}: min {finite.min():.6g}  max {finite.max():.6g}  mean "
-                     f"{finite.mean():.6g}  median {med:.6g}  MAD {mad:.6g}")
+        lines.append(
+            f"  {name}: min {finite.min():.6g}  max {finite.max():.6g}  mean "
+            f"{finite.mean():.6g}  median {med:.6g}  MAD {mad:.6g}"
+        )
     return "\n".join(lines)
 
 
@@ -233,15 +268,21 @@ def cmd_check(args: argparse.Namespace) -> int:
             with open(path, encoding="utf-8") as fh:
                 text = fh.read()
         except (OSError, UnicodeDecodeError) as e:
-            print(f"{path}: error: cannot read ({getattr(e, 'strerror', None) or e})", file=sys.stderr)
+            print(
+                f"{path}: error: cannot read ({getattr(e, 'strerror', None) or e})", file=sys.stderr
+            )
             status = EXIT_ERROR
             continue
         try:
             tree = parse_script(text, path)
             from .api import functions, module_loader
 
-            diags = script_diagnostics(tree, functions(), module_loader=module_loader,
-                                       base_dir=os.path.dirname(os.path.abspath(path)))
+            diags = script_diagnostics(
+                tree,
+                functions(),
+                module_loader=module_loader,
+                base_dir=os.path.dirname(os.path.abspath(path)),
+            )
         except PxError as e:
             print(e.render(), file=sys.stderr)
             status = EXIT_ERROR
@@ -285,12 +326,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
     except FileNotFoundError:
-        raise PxIOError(f"{args.script}: no such script",
-                        hint="give a .px file or a stdlib workflow name (e.g. preprocess)") from None
+        raise PxIOError(
+            f"{args.script}: no such script",
+            hint="give a .px file or a stdlib workflow name (e.g. preprocess)",
+        ) from None
     except (OSError, UnicodeDecodeError) as e:
         raise PxIOError(f"{args.script}: cannot read the script ({e})") from None
-    options = {"seed": args.seed, "quiet": args.quiet, "scheduler": args.scheduler,
-               "truncate": not args.no_truncate}
+    options = {
+        "seed": args.seed,
+        "quiet": args.quiet,
+        "scheduler": args.scheduler,
+        "truncate": not args.no_truncate,
+    }
     evaluate(text, params=params, path=path, options=options)
     return EXIT_OK
 
@@ -320,8 +367,15 @@ def cmd_library(args: argparse.Namespace) -> int:
     return library.main(list(args.args))
 
 
-COMMANDS = {"eval": cmd_eval, "check": cmd_check, "run": cmd_run, "help": cmd_help,
-            "repl": cmd_repl, "demo": cmd_demo, "library": cmd_library}
+COMMANDS = {
+    "eval": cmd_eval,
+    "check": cmd_check,
+    "run": cmd_run,
+    "help": cmd_help,
+    "repl": cmd_repl,
+    "demo": cmd_demo,
+    "library": cmd_library,
+}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -23,9 +23,12 @@ class Session:
         from .lang.interp import Interpreter
 
         self.functions = functions()
-        self.interp = Interpreter(self.functions, base_dir=base_dir or os.getcwd(),
-                                  provenance={"source": "pxlang repl", "text": "", "params": {}},
-                                  module_loader=module_loader)
+        self.interp = Interpreter(
+            self.functions,
+            base_dir=base_dir or os.getcwd(),
+            provenance={"source": "pxlang repl", "text": "", "params": {}},
+            module_loader=module_loader,
+        )
         self.history: list[str] = []
 
     def names(self) -> list[str]:
@@ -44,9 +47,9 @@ class Session:
 
     def run(self, text: str) -> Any:
         """Parse, check against the session's names, evaluate; returns the last value."""
+        from .api import module_loader
         from .lang.check import check_script
         from .lang.parse import parse_script
-        from .api import module_loader
 
         stripped = text.strip()
         if stripped.startswith(":"):
@@ -54,8 +57,13 @@ class Session:
         if stripped.startswith("help(") or stripped in ("help", "help()"):
             return self.help(stripped)
         tree = parse_script(text, "<repl>")
-        check_script(tree, self.functions, names=dict(self.interp.globals.vars), module_loader=module_loader,
-                     base_dir=self.interp.base_dir)
+        check_script(
+            tree,
+            self.functions,
+            names=dict(self.interp.globals.vars),
+            module_loader=module_loader,
+            base_dir=self.interp.base_dir,
+        )
         self.history.append(text)
         self.interp.provenance["text"] = "\n".join(self.history)
         return self.interp.run(tree)
@@ -75,10 +83,12 @@ class Session:
             value = self.run(rest)
             return f"{format_value(value)}\n({time.perf_counter() - t:.3f} s)"
         if cmd in (":help", ":h"):
-            return (":images   images in the session (shape, median, MAD)\n"
-                    ":time E   evaluate E and show how long it took\n"
-                    "help(name) help on a built-in; help() lists them\n"
-                    "Ctrl-D    leave")
+            return (
+                ":images   images in the session (shape, median, MAD)\n"
+                ":time E   evaluate E and show how long it took\n"
+                "help(name) help on a built-in; help() lists them\n"
+                "Ctrl-D    leave"
+            )
         raise PxError(f"unknown command '{cmd}'", hint="commands: :images, :time EXPR, :help")
 
     def images_table(self) -> str:
@@ -93,8 +103,10 @@ class Session:
                 med = float(np.nanmedian(v))
                 mad = float(np.nanmedian(np.abs(v - med)))
                 kind = "RGB" if v.ndim == 3 else "mono"
-                rows.append(f"{name:12} {v.shape[-1]}x{v.shape[-2]} {kind:4} {v.dtype}  "
-                            f"median {med:.5g}  MAD {mad:.5g}")
+                rows.append(
+                    f"{name:12} {v.shape[-1]}x{v.shape[-2]} {kind:4} {v.dtype}  "
+                    f"median {med:.5g}  MAD {mad:.5g}"
+                )
         return "\n".join(rows) if rows else "(no images)"
 
 
@@ -114,7 +126,9 @@ def format_value(value: Any) -> str:
     arr = to_pixel_value(value)
     if isinstance(arr, np.ndarray):
         kind = "RGB" if arr.ndim == 3 else "mono"
-        return f"<image {arr.shape[-1]}x{arr.shape[-2]} {kind}, median {float(np.nanmedian(arr)):.5g}>"
+        return (
+            f"<image {arr.shape[-1]}x{arr.shape[-2]} {kind}, median {float(np.nanmedian(arr)):.5g}>"
+        )
     describe = getattr(value, "describe", None)
     return describe() if describe else f"<{type(value).__name__}>"
 
@@ -185,7 +199,11 @@ def run_repl(input: Any = None, output: Any = None) -> int:  # noqa: A002 - prom
         except KeyboardInterrupt:
             emit("cancelled")
             continue
-        shown = value if isinstance(value, str) and text.strip().startswith((":", "help")) else format_value(value)
+        shown = (
+            value
+            if isinstance(value, str) and text.strip().startswith((":", "help"))
+            else format_value(value)
+        )
         if shown:
             emit(shown)
     return 0

@@ -21,7 +21,7 @@ import time
 
 EXPR = "((A*0.5 + B*0.3) + C*0.2 - A*B) + sqrt(C)*0.1"  # 10 operations + truncation to [0, 1]
 
-WORKER = r'''
+WORKER = r"""
 import json, sys, time, tracemalloc
 import numpy as np
 kind, size, repeat = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -53,12 +53,15 @@ import resource
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"best": min(times), "median": sorted(times)[len(times)//2], "peak": peak,
                   "image": A.nbytes, "rss_mb": rss, "checksum": float(out.sum(dtype=np.float64))}))
-'''
+"""
 
 
 def run_worker(kind: str, size: int, repeat: int) -> dict | None:
-    r = subprocess.run([sys.executable, "-c", WORKER, kind, str(size), str(repeat), EXPR],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-c", WORKER, kind, str(size), str(repeat), EXPR],
+        capture_output=True,
+        text=True,
+    )
     if r.returncode != 0:
         if "No module named 'numexpr'" in r.stderr:
             return None
@@ -70,8 +73,10 @@ def cold_check(n: int = 7) -> float:
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "small.px")
         with open(path, "w") as fh:
-            fh.write('param k = 0.5\nHa = load("Ha.fits")\nOIII = load("OIII.fits")\n'
-                     "c = { R = Ha; G = (Ha*k)+(OIII*~k); B = OIII }\nsave(c, \"c.fits\")\n")
+            fh.write(
+                'param k = 0.5\nHa = load("Ha.fits")\nOIII = load("OIII.fits")\n'
+                'c = { R = Ha; G = (Ha*k)+(OIII*~k); B = OIII }\nsave(c, "c.fits")\n'
+            )
         exe = [sys.executable, "-m", "pxlang.cli", "check", path]
         subprocess.run(exe, capture_output=True)  # grammar cache, .pyc
         times = []
@@ -95,8 +100,10 @@ def main() -> None:
         if r is None:
             print(f"{k:8} not installed (pip install numexpr to compare)")
             continue
-        print(f"{k:8} {r['best']:8.3f} {r['median']:9.3f} {r['peak'] / r['image']:9.2f} "
-              f"{r['rss_mb']:8.0f}  {r['best'] / base['best']:.2f}x")
+        print(
+            f"{k:8} {r['best']:8.3f} {r['median']:9.3f} {r['peak'] / r['image']:9.2f} "
+            f"{r['rss_mb']:8.0f}  {r['best'] / base['best']:.2f}x"
+        )
         if abs(r["checksum"] - base["checksum"]) > 1e-3 * abs(base["checksum"]):
             print(f"  !! {k} result differs: {r['checksum']} vs {base['checksum']}")
     print(f"pxlang check cold start (median of 7): {cold_check():.3f} s")

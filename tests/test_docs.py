@@ -36,14 +36,33 @@ def example_env(tmp_path_factory):
     from pxlang.synthetic import make_night
 
     root = tmp_path_factory.mktemp("examples")
-    truth = make_night(root / "raw", size=(128, 160), filters=("Ha",), lights_per_filter=5,
-                       n_bias=4, n_darks=3, n_flats=3, layout="siril", seed=5, cloudy=False,
-                       trailed=False)
-    for src, dst in (("biases", "bias"), ("darks", "darks"), ("flats", "flats"), ("lights", "lights")):
+    truth = make_night(
+        root / "raw",
+        size=(128, 160),
+        filters=("Ha",),
+        lights_per_filter=5,
+        n_bias=4,
+        n_darks=3,
+        n_flats=3,
+        layout="siril",
+        seed=5,
+        cloudy=False,
+        trailed=False,
+    )
+    for src, dst in (
+        ("biases", "bias"),
+        ("darks", "darks"),
+        ("flats", "flats"),
+        ("lights", "lights"),
+    ):
         shutil.copytree(root / "raw" / src, root / dst)
     sky = np.clip(truth.sky["Ha"], 0, 1).astype(np.float32)[:128, :128]
-    images = {"Ha": sky, "OIII": sky[::-1].copy() * 0.6, "SII": sky[:, ::-1].copy() * 0.4,
-              "L": np.clip(sky * 1.2, 0, 1)}
+    images = {
+        "Ha": sky,
+        "OIII": sky[::-1].copy() * 0.6,
+        "SII": sky[:, ::-1].copy() * 0.4,
+        "L": np.clip(sky * 1.2, 0, 1),
+    }
     images["RGB"] = np.stack([images["Ha"], images["OIII"], images["SII"]])
     return root, images
 

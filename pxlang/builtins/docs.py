@@ -66,9 +66,13 @@ def reference_markdown() -> str:
     """``docs/reference.md``: every built-in, by category."""
     import pxlang.builtins  # noqa: F401
 
-    out = ["# pxlang built-in reference", "",
-           "Generated from the built-in registry by `python scripts/gen_reference.py`; "
-           "a test fails when this file is out of date.", ""]
+    out = [
+        "# pxlang built-in reference",
+        "",
+        "Generated from the built-in registry by `python scripts/gen_reference.py`; "
+        "a test fails when this file is out of date.",
+        "",
+    ]
     by_cat: dict[str, list[FunctionSpec]] = {}
     for spec in all_specs():
         by_cat.setdefault(spec.category, []).append(spec)

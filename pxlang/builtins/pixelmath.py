@@ -14,24 +14,45 @@ from typing import Any
 
 import numpy as np
 
+from ..image.store import Image
 from ..lang.errors import PxRuntimeError, PxTypeError
 from ..lang.functions import PIXEL, REQUIRED, CallContext, FunctionSpec, Param
-from ..image.store import Image
 from .registry import Pixel, builtin, register
 
 CAT = "pixelmath"
 
 
-def _spec(name: str, fn: Callable[..., Any], params: list[Param], doc: str, *,
-          aliases: tuple[str, ...] = (), example: str | None = None, image_form: Any = None,
-          special: str | None = None, **extra: Any) -> None:
+def _spec(
+    name: str,
+    fn: Callable[..., Any],
+    params: list[Param],
+    doc: str,
+    *,
+    aliases: tuple[str, ...] = (),
+    example: str | None = None,
+    image_form: Any = None,
+    special: str | None = None,
+    **extra: Any,
+) -> None:
     def call(ctx: CallContext, args: list[Any], kwargs: dict[str, Any]) -> Any:
         return fn(ctx, *args)
 
-    register(FunctionSpec(name=name, params=tuple(params), call=call, doc=doc, category=CAT,
-                          aliases=aliases, example=example, image_form=image_form,
-                          special=special, pixinsight="PixelMath", extra=extra,
-                          returns="Pixel"))
+    register(
+        FunctionSpec(
+            name=name,
+            params=tuple(params),
+            call=call,
+            doc=doc,
+            category=CAT,
+            aliases=aliases,
+            example=example,
+            image_form=image_form,
+            special=special,
+            pixinsight="PixelMath",
+            extra=extra,
+            returns="Pixel",
+        )
+    )
 
 
 def P(name: str, default: Any = REQUIRED) -> Param:
@@ -49,7 +70,9 @@ def _num(x: Any) -> Any:
 
 
 # ------------------------------------------------------------------ elementary
-def _elementwise(name: str, fn: Callable[[Any], Any], doc: str, aliases: tuple[str, ...] = ()) -> None:
+def _elementwise(
+    name: str, fn: Callable[[Any], Any], doc: str, aliases: tuple[str, ...] = ()
+) -> None:
     def f(ctx: CallContext, x: Any) -> Any:
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             return _num(fn(x))
@@ -111,7 +134,14 @@ def _image_stat(fn: Callable[[np.ndarray], float]) -> Callable[..., Any]:
     def form(img: np.ndarray, roi: tuple[int, ...] = ()) -> Any:
         if roi:
             x0, y0, w, h = roi
-            if w <= 0 or h <= 0 or x0 < 0 or y0 < 0 or x0 + w > img.shape[-1] or y0 + h > img.shape[-2]:
+            if (
+                w <= 0
+                or h <= 0
+                or x0 < 0
+                or y0 < 0
+                or x0 + w > img.shape[-1]
+                or y0 + h > img.shape[-2]
+            ):
                 raise PxRuntimeError(
                     f"the region x0={x0}, y0={y0}, w={w}, h={h} is outside the {img.shape[-1]}x"
                     f"{img.shape[-2]} image"
@@ -127,53 +157,105 @@ def _image_stat(fn: Callable[[np.ndarray], float]) -> Callable[..., Any]:
 def _register_stats() -> None:
     from ..process import statistics as S
 
-    table: list[tuple[str, tuple[str, ...], Callable[..., Any], Callable[[list], Any], int, str]] = [
+    table: list[
+        tuple[str, tuple[str, ...], Callable[..., Any], Callable[[list], Any], int, str]
+    ] = [
         ("mean", ("avg",), S.mean, S.stack_mean, 1, "Arithmetic mean."),
-        ("med", ("median",), S.median, S.stack_median, 3, "Median (the per-pixel form needs ≥ 3 values)."),
+        (
+            "med",
+            ("median",),
+            S.median,
+            S.stack_median,
+            3,
+            "Median (the per-pixel form needs ≥ 3 values).",
+        ),
         ("min", ("minimum",), S.minimum, lambda v: _reduce(np.minimum, v), 1, "Minimum."),
         ("max", ("maximum",), S.maximum, lambda v: _reduce(np.maximum, v), 1, "Maximum."),
         ("sdev", ("stdDev",), S.sdev, S.stack_sdev, 2, "Standard deviation (n−1)."),
         ("var", ("variance",), S.variance, S.stack_var, 2, "Variance (n−1)."),
-        ("adev", (), S.adev, S.stack_adev, 2, "Average absolute deviation from the median ×1.2533."),
+        (
+            "adev",
+            (),
+            S.adev,
+            S.stack_adev,
+            2,
+            "Average absolute deviation from the median ×1.2533.",
+        ),
         ("mdev", ("MAD", "medDev"), S.mdev, S.stack_mdev, 2, "Median absolute deviation ×1.4826."),
         ("bwmv", (), S.bwmv, S.stack_bwmv, 2, "Biweight midvariance."),
         ("pbmv", (), S.pbmv, S.stack_pbmv, 2, "Percentage bend midvariance (β = 0.2)."),
         ("Sn", (), S.sn, S.stack_sn, 2, "Rousseeuw–Croux Sn scale estimator ×1.1926."),
         ("Qn", (), S.qn, S.stack_qn, 2, "Rousseeuw–Croux Qn scale estimator ×2.2191."),
-        ("mod", ("modulus",), S.modulus, lambda v: _reduce(lambda a, b: np.abs(a) + np.abs(b), v, abs_first=True), 1,
-         "Sum of absolute values (not a remainder: that is '%')."),
+        (
+            "mod",
+            ("modulus",),
+            S.modulus,
+            lambda v: _reduce(lambda a, b: np.abs(a) + np.abs(b), v, abs_first=True),
+            1,
+            "Sum of absolute values (not a remainder: that is '%').",
+        ),
         ("norm", (), S.norm, lambda v: _reduce(np.add, v), 1, "Sum of the values."),
-        ("ssqr", (), S.ssqr, lambda v: _reduce(np.add, [np.square(x) for x in v]), 1, "Sum of squares."),
-        ("asqr", (), S.asqr, lambda v: _reduce(np.add, [np.square(x) for x in v]) / len(v), 1, "Mean of squares."),
+        (
+            "ssqr",
+            (),
+            S.ssqr,
+            lambda v: _reduce(np.add, [np.square(x) for x in v]),
+            1,
+            "Sum of squares.",
+        ),
+        (
+            "asqr",
+            (),
+            S.asqr,
+            lambda v: _reduce(np.add, [np.square(x) for x in v]) / len(v),
+            1,
+            "Mean of squares.",
+        ),
     ]
     for name, aliases, image_fn, stack_fn, min_n, doc in table:
+
         def fn(ctx: CallContext, *values: Any, _s=stack_fn, _n=min_n, _name=name) -> Any:
             if len(values) < _n:
                 raise PxTypeError(f"{_name}() of single values needs at least {_n} arguments")
             return _num(_s(list(values)))
 
         params = [P("a"), V("values")]
-        _spec(name, fn, params,
-              f"{doc} ``{name}(image[, x0, y0, w, h])`` is the image statistic (per channel, "
-              f"computed once); ``{name}(a, b, …)`` works per pixel.",
-              aliases=aliases, image_form=_image_stat(image_fn),
-              example=f"{name}(Ha)")
+        _spec(
+            name,
+            fn,
+            params,
+            f"{doc} ``{name}(image[, x0, y0, w, h])`` is the image statistic (per channel, "
+            f"computed once); ``{name}(a, b, …)`` works per pixel.",
+            aliases=aliases,
+            image_form=_image_stat(image_fn),
+            example=f"{name}(Ha)",
+        )
 
     def ostat(ctx: CallContext, k: Any, *values: Any) -> Any:
         if not values:
             raise PxTypeError("ostat(k, a, b, …) needs values after k")
         return _num(S.stack_ostat(float(k), list(values)))
 
-    _spec("ostat", ostat, [P("k"), V()], "Order statistic: k in [0, 1] of the values (0.5 = median).",
-          example="ostat(0.25, 0.1, 0.2, 0.3, 0.4, 0.5)")
+    _spec(
+        "ostat",
+        ostat,
+        [P("k"), V()],
+        "Order statistic: k in [0, 1] of the values (0.5 = median).",
+        example="ostat(0.25, 0.1, 0.2, 0.3, 0.4, 0.5)",
+    )
 
     def maxdev(ctx: CallContext, *values: Any) -> Any:
         if len(values) < 3:
             raise PxTypeError("maxdev(a, b, c, …) needs at least 3 values")
         return _num(S.stack_maxdev(list(values)))
 
-    _spec("maxdev", maxdev, [V()], "Largest absolute deviation of the values from their median.",
-          example="maxdev(0.1, 0.2, 0.9)")
+    _spec(
+        "maxdev",
+        maxdev,
+        [V()],
+        "Largest absolute deviation of the values from their median.",
+        example="maxdev(0.1, 0.2, 0.9)",
+    )
 
     def sum_(ctx: CallContext, *values: Any) -> Any:
         if len(values) < 2:
@@ -198,12 +280,24 @@ def _never(ctx: CallContext, *args: Any) -> Any:  # pragma: no cover - handled b
     raise PxRuntimeError("internal: lazy form reached a direct call")
 
 
-_spec("iif", _never, [P("condition"), P("if_true"), P("if_false")],
-      "Conditional: ``if_true`` where ``condition`` is nonzero, else ``if_false``. Only the "
-      "branch needed is evaluated.", special="iif", example="iif(Ha > 0.5, Ha, 0)")
-_spec("iswitch", _never, [P("c1"), P("e1"), V("more")],
-      "``iswitch(c1, e1[, c2, e2 …], default)``: the first ``e`` whose ``c`` is nonzero, else the "
-      "default.", special="iswitch", example="iswitch(Ha < 0.1, 0, Ha < 0.5, 0.5, 1)")
+_spec(
+    "iif",
+    _never,
+    [P("condition"), P("if_true"), P("if_false")],
+    "Conditional: ``if_true`` where ``condition`` is nonzero, else ``if_false``. Only the "
+    "branch needed is evaluated.",
+    special="iif",
+    example="iif(Ha > 0.5, Ha, 0)",
+)
+_spec(
+    "iswitch",
+    _never,
+    [P("c1"), P("e1"), V("more")],
+    "``iswitch(c1, e1[, c2, e2 …], default)``: the first ``e`` whose ``c`` is nonzero, else the "
+    "default.",
+    special="iswitch",
+    example="iswitch(Ha < 0.1, 0, Ha < 0.5, 0.5, 1)",
+)
 
 
 @builtin("range", category=CAT, pixinsight="PixelMath", example="range(Ha, 0.1, 0.9)")
@@ -230,7 +324,9 @@ def mtf_array(m: Any, x: Any) -> Any:
     return _num(r)
 
 
-@builtin("mtf", category=CAT, pixinsight="PixelMath / HistogramTransformation", example="mtf(0.25, Ha)")
+@builtin(
+    "mtf", category=CAT, pixinsight="PixelMath / HistogramTransformation", example="mtf(0.25, Ha)"
+)
 def mtf(m: Pixel, x: Pixel) -> Pixel:
     """Midtones transfer: ``(m−1)x / ((2m−1)x − m)``; ``mtf(m, m) = 0.5``, ``mtf(0.5, x) = x``."""
     return mtf_array(m, x)
@@ -247,20 +343,39 @@ def _grid(ctx: CallContext) -> tuple[np.ndarray, np.ndarray]:
     return np.broadcast_to(x, shape), np.broadcast_to(y, shape)
 
 
-def _coord(name: str, fn: Callable[[CallContext], Any], doc: str, aliases: tuple[str, ...] = ()) -> None:
-    _spec(name, lambda ctx: fn(ctx), [], doc, aliases=aliases, varying="geometry",
-          example=f"Ha * {name}()")
+def _coord(
+    name: str, fn: Callable[[CallContext], Any], doc: str, aliases: tuple[str, ...] = ()
+) -> None:
+    _spec(
+        name,
+        lambda ctx: fn(ctx),
+        [],
+        doc,
+        aliases=aliases,
+        varying="geometry",
+        example=f"Ha * {name}()",
+    )
 
 
-_coord("x", lambda c: np.array(_grid(c)[0]), "Column of the current pixel (0 … width−1).", ("xpos",))
+_coord(
+    "x", lambda c: np.array(_grid(c)[0]), "Column of the current pixel (0 … width−1).", ("xpos",)
+)
 _coord("y", lambda c: np.array(_grid(c)[1]), "Row of the current pixel (0 … height−1).", ("ypos",))
-_coord("X", lambda c: np.array(_grid(c)[0]) / max(1, c.pixel.width - 1),
-       "Normalised column: 0 at the left, 1 at the right.")
-_coord("Y", lambda c: np.array(_grid(c)[1]) / max(1, c.pixel.height - 1),
-       "Normalised row: 0 at the top, 1 at the bottom.")
+_coord(
+    "X",
+    lambda c: np.array(_grid(c)[0]) / max(1, c.pixel.width - 1),
+    "Normalised column: 0 at the left, 1 at the right.",
+)
+_coord(
+    "Y",
+    lambda c: np.array(_grid(c)[1]) / max(1, c.pixel.height - 1),
+    "Normalised row: 0 at the top, 1 at the bottom.",
+)
 
 
-def _dim(name: str, fn: Callable[[int, int, int], float], doc: str, aliases: tuple[str, ...] = ()) -> None:
+def _dim(
+    name: str, fn: Callable[[int, int, int], float], doc: str, aliases: tuple[str, ...] = ()
+) -> None:
     def call(ctx: CallContext, image: Any = None) -> float:
         g = ctx.pixel
         if g is None:
@@ -270,9 +385,16 @@ def _dim(name: str, fn: Callable[[int, int, int], float], doc: str, aliases: tup
     def form(img: np.ndarray, roi: tuple[int, ...] = ()) -> float:
         return fn(img.shape[-1], img.shape[-2], 3 if img.ndim == 3 else 1)
 
-    _spec(name, call, [Param("image", "image", None)],
-          doc + f" ``{name}()`` is the target's; ``{name}(image)`` another image's.",
-          aliases=aliases, image_form=form, varying="geometry", example=f"{name}(Ha)")
+    _spec(
+        name,
+        call,
+        [Param("image", "image", None)],
+        doc + f" ``{name}()`` is the target's; ``{name}(image)`` another image's.",
+        aliases=aliases,
+        image_form=form,
+        varying="geometry",
+        example=f"{name}(Ha)",
+    )
 
 
 _dim("width", lambda w, h, c: float(w), "Width in pixels.", ("w",))
@@ -302,12 +424,24 @@ def pangle(ctx: CallContext, xc: Any = None, yc: Any = None) -> Any:
     return np.where(a < 0, a + 2 * np.pi, a).astype(np.float32)
 
 
-_spec("rdist", rdist, [P("xc", None), P("yc", None)],
-      "Distance from the current pixel to (xc, yc), default the image centre.", aliases=("r",),
-      varying="geometry", example="iif(rdist() < 20, Ha, 0)")
-_spec("pangle", pangle, [P("xc", None), P("yc", None)],
-      "Polar angle (radians, [0, 2π)) of the current pixel about (xc, yc), default the centre.",
-      aliases=("a",), varying="geometry", example="Ha * pangle() / (2*pi())")
+_spec(
+    "rdist",
+    rdist,
+    [P("xc", None), P("yc", None)],
+    "Distance from the current pixel to (xc, yc), default the image centre.",
+    aliases=("r",),
+    varying="geometry",
+    example="iif(rdist() < 20, Ha, 0)",
+)
+_spec(
+    "pangle",
+    pangle,
+    [P("xc", None), P("yc", None)],
+    "Polar angle (radians, [0, 2π)) of the current pixel about (xc, yc), default the centre.",
+    aliases=("a",),
+    varying="geometry",
+    example="Ha * pangle() / (2*pi())",
+)
 
 
 def _line(ctx: CallContext, x1: Any, y1: Any, x2: Any, y2: Any) -> tuple[Any, ...]:
@@ -347,8 +481,14 @@ for _name, _fn, _doc in [
     ("xperp2line", xperp2line, "x of the foot of the perpendicular to the line."),
     ("yperp2line", yperp2line, "y of the foot of the perpendicular to the line."),
 ]:
-    _spec(_name, _fn, [P("x1"), P("y1"), P("x2"), P("y2")], _doc, varying="geometry",
-          example=f"iif({_name}(0, 0, 10, 10) < 5, Ha, 0)")
+    _spec(
+        _name,
+        _fn,
+        [P("x1"), P("y1"), P("x2"), P("y2")],
+        _doc,
+        varying="geometry",
+        example=f"iif({_name}(0, 0, 10, 10) < 5, Ha, 0)",
+    )
 
 
 def inrect(ctx: CallContext, x0: Any, y0: Any, w: Any, h: Any) -> Any:
@@ -377,15 +517,33 @@ def inellipse(ctx: CallContext, xc: Any, yc: Any, rx: Any, ry: Any) -> Any:
 
 for _name, _fn, _doc, _p in [
     ("inrect", inrect, "1 inside the rectangle (x0, y0, w, h), else 0.", ("x0", "y0", "w", "h")),
-    ("mind2rect", mind2rect, "Distance to the nearest side of the rectangle inside it, −1 outside.",
-     ("x0", "y0", "w", "h")),
-    ("maxd2rect", maxd2rect, "Distance to the farthest side of the rectangle inside it, −1 outside.",
-     ("x0", "y0", "w", "h")),
-    ("inellipse", inellipse, "1 inside the ellipse centred (xc, yc) with radii rx, ry, else 0.",
-     ("xc", "yc", "rx", "ry")),
+    (
+        "mind2rect",
+        mind2rect,
+        "Distance to the nearest side of the rectangle inside it, −1 outside.",
+        ("x0", "y0", "w", "h"),
+    ),
+    (
+        "maxd2rect",
+        maxd2rect,
+        "Distance to the farthest side of the rectangle inside it, −1 outside.",
+        ("x0", "y0", "w", "h"),
+    ),
+    (
+        "inellipse",
+        inellipse,
+        "1 inside the ellipse centred (xc, yc) with radii rx, ry, else 0.",
+        ("xc", "yc", "rx", "ry"),
+    ),
 ]:
-    _spec(_name, _fn, [P(n) for n in _p], _doc, varying="geometry",
-          example=f"Ha * {_name}(10, 10, 20, 20)")
+    _spec(
+        _name,
+        _fn,
+        [P(n) for n in _p],
+        _doc,
+        varying="geometry",
+        example=f"Ha * {_name}(10, 10, 20, 20)",
+    )
 
 
 def pixel(ctx: CallContext, img: Any, x: Any, y: Any, c: Any = None) -> Any:
@@ -414,9 +572,14 @@ def pixel(ctx: CallContext, img: Any, x: Any, y: Any, c: Any = None) -> Any:
     return float(r) if np.ndim(r) == 0 else r.astype(np.float32)
 
 
-_spec("pixel", pixel, [Param("img", "image"), P("x"), P("y"), P("c", None)],
-      "The value of an image at pixel (x, y[, channel]) (coordinates truncated); 0 outside.", aliases=("p",),
-      example="pixel(Ha, 10, 20)")
+_spec(
+    "pixel",
+    pixel,
+    [Param("img", "image"), P("x"), P("y"), P("c", None)],
+    "The value of an image at pixel (x, y[, channel]) (coordinates truncated); 0 outside.",
+    aliases=("p",),
+    example="pixel(Ha, 10, 20)",
+)
 
 
 # ------------------------------------------------------------------ colour components
@@ -427,7 +590,9 @@ def _rgb(v: Any) -> np.ndarray:
     return np.stack([a, a, a])  # grey: R = G = B
 
 
-def _component(name: str, conv: str, index: int | None, doc: str, post: Callable[[Any], Any] | None = None) -> None:
+def _component(
+    name: str, conv: str, index: int | None, doc: str, post: Callable[[Any], Any] | None = None
+) -> None:
     def fn(ctx: CallContext, img: Any) -> Any:
         from ..process import color
 
@@ -478,26 +643,59 @@ def _shape(ctx: CallContext) -> tuple[int, ...]:
     return g.shape if g.channel is None else (g.r1 - g.r0, g.width)
 
 
-def _random_spec(name: str, fn: Callable[..., Any], params: list[Param], doc: str,
-                 aliases: tuple[str, ...] = (), example: str | None = None) -> None:
+def _random_spec(
+    name: str,
+    fn: Callable[..., Any],
+    params: list[Param],
+    doc: str,
+    aliases: tuple[str, ...] = (),
+    example: str | None = None,
+) -> None:
     def call(ctx: CallContext, *args: Any) -> Any:
         r = fn(_rng(ctx), _shape(ctx), *args)
         return float(r) if np.ndim(r) == 0 else np.asarray(r, np.float32)
 
-    _spec(name, call, params, doc + " Seeded by ``--seed`` / ``seed=``.", aliases=aliases,
-          varying="random", example=example or f"Ha + {name}()*0.01")
+    _spec(
+        name,
+        call,
+        params,
+        doc + " Seeded by ``--seed`` / ``seed=``.",
+        aliases=aliases,
+        varying="random",
+        example=example or f"Ha + {name}()*0.01",
+    )
 
 
 _random_spec("random", lambda g, s: g.random(s), [], "Uniform random number in [0, 1).", ("rnd",))
 _random_spec("gauss", lambda g, s: g.standard_normal(s), [], "Normal random number, mean 0, σ 1.")
-_random_spec("poisson", lambda g, s, x: g.poisson(np.broadcast_to(np.asarray(x, np.float64), s) if s else x, s or None),
-             [P("x")], "Poisson random number of mean x (in DN).", example="poisson(Ha*1000)/1000")
-_random_spec("gamma", lambda g, s, k, t=1.0: g.gamma(k, t, s or None), [P("k"), P("t", 1.0)],
-             "Gamma-distributed random number, shape k, scale t.", example="Ha + gamma(2)*0.01")
-_random_spec("chisq", lambda g, s, k: g.chisquare(k, s or None), [P("k")],
-             "Chi-squared random number with k degrees of freedom.", example="Ha + chisq(3)*0.01")
-_random_spec("studentt", lambda g, s, n: g.standard_t(n, s or None), [P("n")],
-             "Student's t random number with n degrees of freedom.", example="Ha + studentt(5)*0.01")
+_random_spec(
+    "poisson",
+    lambda g, s, x: g.poisson(np.broadcast_to(np.asarray(x, np.float64), s) if s else x, s or None),
+    [P("x")],
+    "Poisson random number of mean x (in DN).",
+    example="poisson(Ha*1000)/1000",
+)
+_random_spec(
+    "gamma",
+    lambda g, s, k, t=1.0: g.gamma(k, t, s or None),
+    [P("k"), P("t", 1.0)],
+    "Gamma-distributed random number, shape k, scale t.",
+    example="Ha + gamma(2)*0.01",
+)
+_random_spec(
+    "chisq",
+    lambda g, s, k: g.chisquare(k, s or None),
+    [P("k")],
+    "Chi-squared random number with k degrees of freedom.",
+    example="Ha + chisq(3)*0.01",
+)
+_random_spec(
+    "studentt",
+    lambda g, s, n: g.standard_t(n, s or None),
+    [P("n")],
+    "Student's t random number with n degrees of freedom.",
+    example="Ha + studentt(5)*0.01",
+)
 
 
 def _rndselect(g: np.random.Generator, s: tuple[int, ...], *values: Any) -> Any:
@@ -510,8 +708,13 @@ def _rndselect(g: np.random.Generator, s: tuple[int, ...], *values: Any) -> Any:
     return np.take_along_axis(stack, idx[None], axis=0)[0]
 
 
-_random_spec("rndselect", _rndselect, [V()], "One of the values, chosen at random.",
-             example="rndselect(Ha, OIII, SII)")
+_random_spec(
+    "rndselect",
+    _rndselect,
+    [V()],
+    "One of the values, chosen at random.",
+    example="rndselect(Ha, OIII, SII)",
+)
 
 
 # ------------------------------------------------------------------ generators (whole images)
@@ -520,7 +723,9 @@ def _arr(img: Image) -> np.ndarray:
 
 
 @builtin("gconv", category=CAT, pixinsight="PixelMath", example="gconv(Ha, 2)")
-def gconv(img: Image, sigma: float = 2.0, rho: float = 1.0, theta: float = 0.0, eps: float = 0.01) -> Image:
+def gconv(
+    img: Image, sigma: float = 2.0, rho: float = 1.0, theta: float = 0.0, eps: float = 0.01
+) -> Image:
     """Gaussian convolution: ``sigma`` (px), aspect ``rho`` ≤ 1, rotation ``theta`` (°), kernel
     truncated below ``eps`` of its peak."""
     from ..process import filters
@@ -536,7 +741,9 @@ def bconv(img: Image, n: int = 3) -> Image:
     return Image(filters.bconv(_arr(img), n))
 
 
-@builtin("kconv", category=CAT, pixinsight="PixelMath", example="kconv(Ha, 1, 2, 1, 2, 4, 2, 1, 2, 1)")
+@builtin(
+    "kconv", category=CAT, pixinsight="PixelMath", example="kconv(Ha, 1, 2, 1, 2, 4, 2, 1, 2, 1)"
+)
 def kconv(img: Image, *k: float) -> Image:
     """Convolution with an odd square kernel given row by row (normalised when its sum ≠ 0)."""
     from ..process import filters
@@ -559,7 +766,9 @@ def medfilt(img: Image, n: int = 3, structure: str | None = None) -> Image:
     return Image(filters.medfilt(_arr(img), n, _structure(structure)))
 
 
-@builtin("erosion", category=CAT, aliases=("minfilt",), pixinsight="PixelMath", example="erosion(Ha, 3)")
+@builtin(
+    "erosion", category=CAT, aliases=("minfilt",), pixinsight="PixelMath", example="erosion(Ha, 3)"
+)
 def erosion(img: Image, n: int = 3, structure: str | None = None) -> Image:
     """Morphological erosion (minimum filter)."""
     from ..process import filters
@@ -567,7 +776,13 @@ def erosion(img: Image, n: int = 3, structure: str | None = None) -> Image:
     return Image(filters.erosion(_arr(img), n, _structure(structure)))
 
 
-@builtin("dilation", category=CAT, aliases=("maxfilt",), pixinsight="PixelMath", example="dilation(Ha, 3)")
+@builtin(
+    "dilation",
+    category=CAT,
+    aliases=("maxfilt",),
+    pixinsight="PixelMath",
+    example="dilation(Ha, 3)",
+)
 def dilation(img: Image, n: int = 3, structure: str | None = None) -> Image:
     """Morphological dilation (maximum filter)."""
     from ..process import filters
@@ -655,15 +870,23 @@ def combine(img1: Image, img2: Image, op: str) -> Image:
 
     a, b = _arr(img1), _arr(img2)
     if a.shape[-2:] != b.shape[-2:]:
-        raise PxTypeError(f"combine(): images of {a.shape[-1]}x{a.shape[-2]} and {b.shape[-1]}x{b.shape[-2]} differ in size")
+        raise PxTypeError(
+            f"combine(): images of {a.shape[-1]}x{a.shape[-2]} and "
+            f"{b.shape[-1]}x{b.shape[-2]} differ in size"
+        )
     return Image(filters.blend(a, b, str(op).removeprefix("op_")))
 
 
 def _symbolic(prefix: str, names: tuple[str, ...], what: str) -> None:
     for n in names:
         token = f"{prefix}{n}"
-        _spec(token, lambda ctx, _t=token: _t, [], f"The {what} '{n}' (an argument for generators).",
-              example=f"{token}()")
+        _spec(
+            token,
+            lambda ctx, _t=token: _t,
+            [],
+            f"The {what} '{n}' (an argument for generators).",
+            example=f"{token}()",
+        )
 
 
 def _register_symbolic() -> None:
@@ -683,23 +906,34 @@ def _header(img: Any) -> Any:
     return h if h is not None else {}
 
 
-@builtin("keyword_value", category=CAT, aliases=("kwd_value",), pixinsight="PixelMath symbol function",
-         example='keyword_value(load(save(Ha, "k.fits")), "NAXIS1")')
+@builtin(
+    "keyword_value",
+    category=CAT,
+    aliases=("kwd_value",),
+    pixinsight="PixelMath symbol function",
+    example='keyword_value(load(save(Ha, "k.fits")), "NAXIS1")',
+)
 def keyword_value(img: Image, keyword: str) -> float:
     """The numeric value of a FITS keyword of an image (an error if absent or not a number)."""
     h = _header(img)
     key = keyword.upper()
     if key not in h:
-        raise PxRuntimeError(f"the image has no keyword {key}",
-                             hint="check with keyword_defined(image, \"KEY\")")
+        raise PxRuntimeError(
+            f"the image has no keyword {key}", hint='check with keyword_defined(image, "KEY")'
+        )
     try:
         return float(h[key])
     except (TypeError, ValueError):
         raise PxTypeError(f"keyword {key} is not a number: {h[key]!r}") from None
 
 
-@builtin("keyword_defined", category=CAT, aliases=("kwd_defined",), pixinsight="PixelMath symbol function",
-         example='keyword_defined(Ha, "EXPTIME")')
+@builtin(
+    "keyword_defined",
+    category=CAT,
+    aliases=("kwd_defined",),
+    pixinsight="PixelMath symbol function",
+    example='keyword_defined(Ha, "EXPTIME")',
+)
 def keyword_defined(img: Image, keyword: str) -> float:
     """1 if the image's header has the keyword, else 0."""
     return float(keyword.upper() in _header(img))

@@ -89,7 +89,9 @@ def _coerce(value: Any, param: Param, fname: str) -> Any:
     if kind == "int":
         if isinstance(value, (int, float, np.floating, np.integer)) and float(value) == int(value):
             return int(value)
-        raise PxTypeError(f"{fname}(): '{param.name}' must be a whole number, got {describe(value)}")
+        raise PxTypeError(
+            f"{fname}(): '{param.name}' must be a whole number, got {describe(value)}"
+        )
     if kind == "string":
         if isinstance(value, str):
             return value
@@ -97,7 +99,9 @@ def _coerce(value: Any, param: Param, fname: str) -> Any:
     if kind == "bool":
         if isinstance(value, (bool, int, float, np.floating, np.integer)):
             return bool(value)
-        raise PxTypeError(f"{fname}(): '{param.name}' must be true/false (1/0), got {describe(value)}")
+        raise PxTypeError(
+            f"{fname}(): '{param.name}' must be true/false (1/0), got {describe(value)}"
+        )
     return value
 
 

@@ -6,7 +6,6 @@ Naming chain: grammar alias ``channel_form`` -> class ``ChannelForm`` -> ``visit
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 from .source import Span
 
@@ -90,7 +89,7 @@ class ChannelForm(Node):
     channels: tuple[ChannelAssign, ...]
 
 
-Expr = Union[Number, String, Name, Meta, ListExpr, Index, Unary, Binary, Call, ChannelForm]
+Expr = Number | String | Name | Meta | ListExpr | Index | Unary | Binary | Call | ChannelForm
 
 
 # ----------------------------------------------------------------- statements
@@ -151,7 +150,7 @@ class If(Node):
     orelse: Block | If | None
 
 
-Stmt = Union[Assign, ExprStmt, ParamDecl, FuncDef, Import, For, If]
+Stmt = Assign | ExprStmt | ParamDecl | FuncDef | Import | For | If
 
 
 @dataclass(frozen=True)

@@ -244,7 +244,9 @@ class Builder(Transformer):
                 )
             rest = [float(a) for a in args[1:]]
             if len(rest) > 1:
-                raise PxSyntaxError(f"symbol '{name}': global(op[, initial]) takes 1 or 2 arguments", cspan)
+                raise PxSyntaxError(
+                    f"symbol '{name}': global(op[, initial]) takes 1 or 2 arguments", cspan
+                )
             init = rest[0] if rest else (0.0 if args[0] == "+" else 1.0)
             return ast.SymbolDef(span, name, "global", (init,), op=args[0])
         call_args = []
@@ -274,8 +276,9 @@ class Builder(Transformer):
 
 
 def _as_stmt(node: Any) -> Any:
-    if isinstance(node, (ast.Assign, ast.ExprStmt, ast.ParamDecl, ast.FuncDef, ast.Import,
-                         ast.For, ast.If)):
+    if isinstance(
+        node, (ast.Assign, ast.ExprStmt, ast.ParamDecl, ast.FuncDef, ast.Import, ast.For, ast.If)
+    ):
         return node
     return ast.ExprStmt(node.span, node)
 

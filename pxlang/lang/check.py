@@ -13,8 +13,17 @@ from . import ast
 from .errors import PxCheckError, PxCheckErrors, PxError, PxNameError, did_you_mean
 from .functions import PIXEL, FunctionSpec
 
-PRAGMAS = {"rescale", "truncate", "64_bit", "single_thread", "optimize", "cache", "single_expr",
-           "new_image", "alpha"}
+PRAGMAS = {
+    "rescale",
+    "truncate",
+    "64_bit",
+    "single_thread",
+    "optimize",
+    "cache",
+    "single_expr",
+    "new_image",
+    "alpha",
+}
 # functions people expect that PixelMath spells otherwise
 NO_SUCH_FUNCTION = {
     "pow": "PixelMath has no pow(): write x^y",
@@ -57,7 +66,9 @@ class Checker:
         self.has_target = has_target
         self._module_cache: dict[str, tuple[set[str], dict[str, _UserSig]]] = {}
 
-    def error(self, message: str, span: Any, hint: str | None = None, cls: type = PxCheckError) -> None:
+    def error(
+        self, message: str, span: Any, hint: str | None = None, cls: type = PxCheckError
+    ) -> None:
         self.errors.append(cls(message, span, hint))
 
     # ------------------------------------------------------------ scripts
@@ -109,8 +120,12 @@ class Checker:
         if isinstance(st, ast.Assign):
             self.expr(st.value, scope)
             if st.op != "=" and st.target not in scope:
-                self.error(f"'{st.target}' is not defined before '{st.op}'", st.target_span,
-                           did_you_mean(st.target, scope), PxNameError)
+                self.error(
+                    f"'{st.target}' is not defined before '{st.op}'",
+                    st.target_span,
+                    did_you_mean(st.target, scope),
+                    PxNameError,
+                )
             scope.add(st.target)
         elif isinstance(st, ast.ExprStmt):
             self.expr(st.expr, scope)
@@ -146,9 +161,12 @@ class Checker:
     def import_(self, st: ast.Import, scope: set[str]) -> None:
         found = self.module_loader(st.module, self.base_dir) if self.module_loader else None
         if found is None:
-            self.error(f"no module named '{st.module}'", st.span,
-                       "modules are stdlib names (e.g. palettes) or NAME.px files next to the script",
-                       PxNameError)
+            self.error(
+                f"no module named '{st.module}'",
+                st.span,
+                "modules are stdlib names (e.g. palettes) or NAME.px files next to the script",
+                PxNameError,
+            )
             return
         if st.module not in self._module_cache:
             from .parse import parse_script
@@ -159,8 +177,9 @@ class Checker:
             except PxError as e:
                 self.errors.append(e)
                 return
-            sub = Checker(self.functions, module_loader=self.module_loader,
-                          base_dir=os.path.dirname(path))
+            sub = Checker(
+                self.functions, module_loader=self.module_loader, base_dir=os.path.dirname(path)
+            )
             names = sub.script(tree)
             self.errors.extend(sub.errors)
             self._module_cache[st.module] = (names - {"true", "false"}, sub.user)
@@ -168,8 +187,12 @@ class Checker:
         wanted = st.names if st.names is not None else [n for n in names if not n.startswith("_")]
         for n in wanted:
             if n not in names:
-                self.error(f"module '{st.module}' has no name '{n}'", st.span, did_you_mean(n, names),
-                           PxNameError)
+                self.error(
+                    f"module '{st.module}' has no name '{n}'",
+                    st.span,
+                    did_you_mean(n, names),
+                    PxNameError,
+                )
                 continue
             scope.add(n)
             if n in users:
@@ -206,25 +229,35 @@ class Checker:
         if self.images is not None and node.id in self.images:
             return
         if node.id in self.functions:
-            self.error(f"'{node.id}' is a function: call it with ( )", node.span,
-                       f"write {node.id}(…)")
+            self.error(
+                f"'{node.id}' is a function: call it with ( )", node.span, f"write {node.id}(…)"
+            )
             return
         candidates = set(scope) | set(self.symbols) | (self.images or set())
         what = "image or variable" if self.images is not None else "name"
         hint = did_you_mean(node.id, candidates)
         if hint is None and self.images is not None:
-            hint = ("images: " + ", ".join(sorted(self.images))) if self.images else (
-                "no images are defined; pass files or --image NAME=PATH")
+            hint = (
+                ("images: " + ", ".join(sorted(self.images)))
+                if self.images
+                else ("no images are defined; pass files or --image NAME=PATH")
+            )
         self.error(f"unknown {what} '{node.id}'", node.span, hint, PxNameError)
 
     def meta(self, node: ast.Meta) -> None:
         base = node.id.split("_", 1)[0] if node.id.startswith("T_") else node.id
         if base not in METASYMBOLS:
-            self.error(f"Unknown metasymbol identifier '${node.id}'", node.span,
-                       "metasymbols are $T (target), $M (mask), $A (active image)")
+            self.error(
+                f"Unknown metasymbol identifier '${node.id}'",
+                node.span,
+                "metasymbols are $T (target), $M (mask), $A (active image)",
+            )
         elif not self.has_target and base in ("T", "target", "M", "mask"):
-            self.error(f"'${node.id}' needs a target image", node.span,
-                       "give a target (pixelmath(…, target=…)) or name the image")
+            self.error(
+                f"'${node.id}' needs a target image",
+                node.span,
+                "give a target (pixelmath(…, target=…)) or name the image",
+            )
 
     def call(self, node: ast.Call, scope: set[str]) -> None:
         for a in node.args:
@@ -257,8 +290,11 @@ class Checker:
         given = set(sig.params[:n])
         for k in node.kwargs:
             if k.name not in sig.params:
-                self.error(f"{sig.name}() has no parameter '{k.name}'", k.span,
-                           did_you_mean(k.name, sig.params))
+                self.error(
+                    f"{sig.name}() has no parameter '{k.name}'",
+                    k.span,
+                    did_you_mean(k.name, sig.params),
+                )
             elif k.name in given:
                 self.error(f"{sig.name}() got '{k.name}' twice", k.span)
             given.add(k.name)
@@ -273,15 +309,21 @@ class Checker:
             self.error(f"iif() takes 3 arguments (condition, if true, if false), got {n}", span)
             return
         if spec.special == "iswitch" and (n < 3 or n % 2 == 0):
-            self.error("iswitch(c1, e1[, c2, e2 …], default) takes condition/value pairs and a "
-                       f"default, got {n} arguments", span)
+            self.error(
+                "iswitch(c1, e1[, c2, e2 …], default) takes condition/value pairs and a "
+                f"default, got {n} arguments",
+                span,
+            )
             return
         names = {p.name for p in spec.params if not p.variadic}
         kw_given = {k.name for k in node.kwargs}
         positional_given = {p.name for p in spec.positional[:n]}
         if hi is not None and n > hi:
-            self.error(f"{spec.name}() takes at most {hi} argument{'s' if hi != 1 else ''}, got {n}",
-                       span, f"usage: {spec.signature()}")
+            self.error(
+                f"{spec.name}() takes at most {hi} argument{'s' if hi != 1 else ''}, got {n}",
+                span,
+                f"usage: {spec.signature()}",
+            )
         for k in node.kwargs:
             if k.name not in names:
                 hint = None
@@ -296,8 +338,11 @@ class Checker:
         required = [p.name for p in spec.positional if p.required]
         missing = [p for p in required[n:] if p not in kw_given]
         if n < lo and missing:
-            self.error(f"{spec.name}() needs at least {lo} argument{'s' if lo != 1 else ''}, got {n}",
-                       span, f"usage: {spec.signature()}")
+            self.error(
+                f"{spec.name}() needs at least {lo} argument{'s' if lo != 1 else ''}, got {n}",
+                span,
+                f"usage: {spec.signature()}",
+            )
 
     # ------------------------------------------------------------ PixelMath fields
     def pm_program(self, program: ast.PmProgram) -> None:
@@ -317,16 +362,24 @@ class Checker:
                 if base not in PRAGMAS:
                     self.error(f"unknown pragma '{a}'", d.span, did_you_mean(base, PRAGMAS))
         elif d.name != "symbols":
-            self.error(f"unknown directive '.{d.name}'", d.span, "directives are .pragma and .symbols")
+            self.error(
+                f"unknown directive '.{d.name}'", d.span, "directives are .pragma and .symbols"
+            )
 
     def pm_assign(self, st: ast.Assign) -> None:
         sym = self.symbols.get(st.target)
         if sym is None:
-            self.error(f"'{st.target}' is assigned but not declared in Symbols", st.target_span,
-                       f"declare it as a variable: symbols=\"{st.target}\"")
+            self.error(
+                f"'{st.target}' is assigned but not declared in Symbols",
+                st.target_span,
+                f'declare it as a variable: symbols="{st.target}"',
+            )
         elif sym.kind == "constant":
-            self.error(f"'{st.target}' is a constant and cannot be assigned", st.target_span,
-                       f"declare it as a variable: symbols=\"{st.target}\"")
+            self.error(
+                f"'{st.target}' is a constant and cannot be assigned",
+                st.target_span,
+                f'declare it as a variable: symbols="{st.target}"',
+            )
         elif sym.kind == "global":
             allowed = {"+": ("+=", "-=", "--="), "*": ("*=", "/=")}[sym.op or "+"]
             if st.op not in allowed:
@@ -363,7 +416,9 @@ def check_script(
     return c.errors
 
 
-def script_diagnostics(tree: ast.Script, functions: Mapping[str, FunctionSpec], **kw: Any) -> list[PxError]:
+def script_diagnostics(
+    tree: ast.Script, functions: Mapping[str, FunctionSpec], **kw: Any
+) -> list[PxError]:
     """The checker's diagnostics, without raising."""
     names = kw.pop("names", ())
     c = Checker(functions, **kw)

@@ -78,7 +78,9 @@ class FunctionSpec:
         for p in self.params:
             s = ("*" if p.variadic else "") + p.name
             if p.default is not REQUIRED and not p.variadic:
-                s += "=" + repr(p.default) if not isinstance(p.default, float) else f"={p.default:g}"
+                s += (
+                    "=" + repr(p.default) if not isinstance(p.default, float) else f"={p.default:g}"
+                )
             parts.append(s)
         return f"{self.name}({', '.join(parts)})"
 

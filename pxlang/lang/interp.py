@@ -118,6 +118,7 @@ class Interpreter:
         self.globals.vars.update(CONSTANTS)
         self.globals.vars.update(names or {})
         self.depth = 0
+        self._nested = 0
         self.modules: dict[str, Module] = {}
 
     # -------------------------------------------------------------- context
@@ -152,7 +153,9 @@ class Interpreter:
             value = self.eval(st.value, scope)
         else:
             op = st.op[:-1]
-            value = self.eval(ast.Binary(st.span, op, ast.Name(st.target_span, st.target), st.value), scope)
+            value = self.eval(
+                ast.Binary(st.span, op, ast.Name(st.target_span, st.target), st.value), scope
+            )
         if st.target in self.functions and not isinstance(value, UserFunction):
             pass  # a variable may shadow a built-in name; calls still reach the built-in
         scope.vars[st.target] = value
@@ -182,8 +185,10 @@ class Interpreter:
 
     def exec_Import(self, st: ast.Import, scope: Scope) -> Any:
         module = self.load_module(st.module, st.span)
-        names = st.names if st.names is not None else tuple(
-            n for n in module.scope.vars if not n.startswith("_") and n not in CONSTANTS
+        names = (
+            st.names
+            if st.names is not None
+            else tuple(n for n in module.scope.vars if not n.startswith("_") and n not in CONSTANTS)
         )
         for n in names:
             if n not in module.scope.vars:
@@ -200,13 +205,19 @@ class Interpreter:
             return self.modules[name]
         found = self.module_loader(name, self.base_dir) if self.module_loader else None
         if found is None:
-            raise PxNameError(f"no module named '{name}'", span, "modules are stdlib names or NAME.px files next to the script")
+            raise PxNameError(
+                f"no module named '{name}'",
+                span,
+                "modules are stdlib names or NAME.px files next to the script",
+            )
         text, path = found
         from .check import check_script
         from .parse import parse_script
 
         tree = parse_script(text, path)
-        check_script(tree, self.functions, module_loader=self.module_loader, base_dir=os.path.dirname(path))
+        check_script(
+            tree, self.functions, module_loader=self.module_loader, base_dir=os.path.dirname(path)
+        )
         sub = Interpreter(
             self.functions,
             base_dir=os.path.dirname(path),
@@ -223,13 +234,17 @@ class Interpreter:
     def exec_For(self, st: ast.For, scope: Scope) -> Any:
         items = self.eval(st.iterable, scope)
         if isinstance(items, (int, float)) or isinstance(items, str):
-            raise PxTypeError(f"'for' needs a list or a frame set, got {describe(items)}", st.iterable.span)
+            raise PxTypeError(
+                f"'for' needs a list or a frame set, got {describe(items)}", st.iterable.span
+            )
         count = 0
         value = None
         try:
             iterator = iter(items)
         except TypeError:
-            raise PxTypeError(f"'for' cannot go through {describe(items)}", st.iterable.span) from None
+            raise PxTypeError(
+                f"'for' cannot go through {describe(items)}", st.iterable.span
+            ) from None
         for item in iterator:
             count += 1
             if count > MAX_LOOP_ITERATIONS:
@@ -241,8 +256,11 @@ class Interpreter:
     def exec_If(self, st: ast.If, scope: Scope) -> Any:
         cond = self.eval(st.cond, scope)
         if not isinstance(cond, (int, float)):
-            raise PxTypeError(f"'if' needs a number (0 is false), got {describe(cond)}", st.cond.span,
-                              "compare image statistics, e.g. if mean(Ha) > 0.1 { … }")
+            raise PxTypeError(
+                f"'if' needs a number (0 is false), got {describe(cond)}",
+                st.cond.span,
+                "compare image statistics, e.g. if mean(Ha) > 0.1 { … }",
+            )
         if cond != 0:
             return self.exec_block(st.then.statements, scope)
         if isinstance(st.orelse, ast.If):
@@ -272,11 +290,22 @@ class Interpreter:
                 raise PxNameError(
                     f"unknown function '{node.func}'",
                     node.name_span or node.span,
-                    did_you_mean(node.func, list(self.functions) + [n for n in scope.names()
-                                 if isinstance(self._peek(n, scope), UserFunction)]),
+                    did_you_mean(
+                        node.func,
+                        list(self.functions)
+                        + [
+                            n
+                            for n in scope.names()
+                            if isinstance(self._peek(n, scope), UserFunction)
+                        ],
+                    ),
                 )
-            if (spec.special is None and spec.kind != "pixel" and spec.image_form is None
-                    and not spec.extra.get("varying")):
+            if (
+                spec.special is None
+                and spec.kind != "pixel"
+                and spec.image_form is None
+                and not spec.extra.get("varying")
+            ):
                 return self.call_builtin(spec, node, scope)
         return self.pixel(node, scope)
 
@@ -309,7 +338,9 @@ class Interpreter:
 
     def pixel_evaluator(self, scope: Scope, **kwargs: Any) -> PixelEvaluator:
         opts = Options(
-            truncate=self.options.get("truncate", True),
+            # truncation happens where a PixelMath expression ends, not inside it: values the
+            # pixel evaluator asks for (generator arguments…) come back untruncated
+            truncate=self.options.get("truncate", True) and self._nested == 0,
             truncate_scalars=False,
             rescale=self.options.get("rescale", False),
             seed=self.options.get("seed"),
@@ -318,11 +349,18 @@ class Interpreter:
             resolve=lambda name, span: self.lookup(name, span, scope),
             functions=self.functions.get,
             ctx=self.context(),
-            whole=lambda n: self.eval_whole(n, scope),
+            whole=lambda n: self.eval_nested(n, scope),
             options=kwargs.pop("options", opts),
             is_user_function=lambda name: self.user_function(name, scope) is not None,
             **kwargs,
         )
+
+    def eval_nested(self, node: Any, scope: Scope) -> Any:
+        self._nested += 1
+        try:
+            return self.eval_whole(node, scope)
+        finally:
+            self._nested -= 1
 
     def eval_whole(self, node: Any, scope: Scope) -> Any:
         """A node the pixel evaluator hands back: user calls, built-in calls, lists, forms."""
@@ -348,14 +386,21 @@ class Interpreter:
         kwargs = {k.name: self.eval(k.value, scope) for k in node.kwargs}
         return self.invoke(spec, args, kwargs, node.span, scope)
 
-    def invoke(self, spec: FunctionSpec, args: list[Any], kwargs: dict[str, Any], span: Any,
-               scope: Scope | None = None) -> Any:
+    def invoke(
+        self,
+        spec: FunctionSpec,
+        args: list[Any],
+        kwargs: dict[str, Any],
+        span: Any,
+        scope: Scope | None = None,
+    ) -> Any:
         ctx = self.context(span)
         ctx.names = ScopeView(scope or self.globals)
         try:
             return spec.call(ctx, args, kwargs)
         except PxError as e:
-            raise e.with_span(span)
+            e.with_span(span)
+            raise
         except (ValueError, ArithmeticError, OSError, MemoryError) as e:
             from .errors import PxProcessError
 
@@ -375,8 +420,11 @@ class Interpreter:
             local.vars[p.name] = v
         for k, v in kwargs.items():
             if k not in {p.name for p in params}:
-                raise PxTypeError(f"{fn.name}() has no parameter '{k}'", span,
-                                  did_you_mean(k, [p.name for p in params]))
+                raise PxTypeError(
+                    f"{fn.name}() has no parameter '{k}'",
+                    span,
+                    did_you_mean(k, [p.name for p in params]),
+                )
             local.vars[k] = v
         for p in params:
             if p.name not in local.vars:
@@ -386,7 +434,9 @@ class Interpreter:
         self.depth += 1
         if self.depth > MAX_CALL_DEPTH:
             self.depth = 0
-            raise PxRuntimeError(f"calls nest deeper than {MAX_CALL_DEPTH} (endless recursion?)", span)
+            raise PxRuntimeError(
+                f"calls nest deeper than {MAX_CALL_DEPTH} (endless recursion?)", span
+            )
         try:
             if isinstance(fn.node.body, ast.Block):
                 return self.exec_block(fn.node.body.statements, local)

@@ -164,9 +164,7 @@ def translate(e: Any, source: Source, start: str) -> PxSyntaxError:
 
     from .syntax_errors import hint_for
 
-    if isinstance(e, UnexpectedEOF) or (
-        isinstance(e, UnexpectedToken) and e.token.type == "$END"
-    ):
+    if isinstance(e, UnexpectedEOF) or (isinstance(e, UnexpectedToken) and e.token.type == "$END"):
         offset = len(source.text.rstrip())
         span = Span.from_offset(source, max(0, offset - 1))
         opener = _unclosed(source.text)

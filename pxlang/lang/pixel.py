@@ -118,7 +118,9 @@ def _f(x: Any) -> Any:
 def _div(a: Any, b: Any) -> Any:
     if not isinstance(b, np.ndarray):
         if abs(b) <= EPS:
-            return np.full(np.shape(a), F32_MAX, np.float32) if isinstance(a, np.ndarray) else F32_MAX
+            return (
+                np.full(np.shape(a), F32_MAX, np.float32) if isinstance(a, np.ndarray) else F32_MAX
+            )
         return a / b
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.divide(a, b)
@@ -133,8 +135,10 @@ def _mod(a: Any, b: Any) -> Any:
         return 0.0 if abs(b) <= EPS else math.fmod(a, b)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = np.fmod(a, b)
-    return np.where(np.abs(b) <= EPS, np.float32(0), out) if isinstance(b, np.ndarray) else (
-        out if abs(b) > EPS else np.zeros_like(out)
+    return (
+        np.where(np.abs(b) <= EPS, np.float32(0), out)
+        if isinstance(b, np.ndarray)
+        else (out if abs(b) > EPS else np.zeros_like(out))
     )
 
 
@@ -204,9 +208,21 @@ UNARY: dict[str, Callable[[Any], Any]] = {
 }
 
 AUGMENTED = {
-    "+=": "+", "-=": "-", "*=": "*", "/=": "/", "^=": "^", "%=": "%", "--=": "--",
-    "&=": "&", "!&=": "!&", "|=": "|", "!|=": "!|", "&|=": "&|", "!&|=": "!&|",
-    "&&=": "&&", "||=": "||",
+    "+=": "+",
+    "-=": "-",
+    "*=": "*",
+    "/=": "/",
+    "^=": "^",
+    "%=": "%",
+    "--=": "--",
+    "&=": "&",
+    "!&=": "!&",
+    "|=": "|",
+    "!|=": "!|",
+    "&|=": "&|",
+    "!&|=": "!&|",
+    "&&=": "&&",
+    "||=": "||",
 }
 GLOBAL_OPS = {"+": {"+=", "-=", "--="}, "*": {"*=", "/="}}
 
@@ -298,7 +314,9 @@ class PixelEvaluator:
         if not self.options.invariant_as_image:
             return
         for n in ast.walk(node):
-            if isinstance(n, (ast.Name, ast.Meta)) and not (isinstance(n, ast.Name) and n.id in self.symbols):
+            if isinstance(n, (ast.Name, ast.Meta)) and not (
+                isinstance(n, ast.Name) and n.id in self.symbols
+            ):
                 try:
                     value = self.resolve(n.id if isinstance(n, ast.Name) else "$" + n.id, n.span)
                 except PxError:
@@ -327,8 +345,9 @@ class PixelEvaluator:
         if isinstance(node.target, ast.Index) and not (
             isinstance(target, Const) and isinstance(target.value, list)
         ):
-            raise PxTypeError("a second channel index: an image has one index, Ha[0]",
-                              node.index.span)
+            raise PxTypeError(
+                "a second channel index: an image has one index, Ha[0]", node.index.span
+            )
         index = self.fold(node.index)
         if not (isinstance(index, Const) and isinstance(index.value, float)):
             raise PxTypeError("a channel index is a whole number: Ha[0]", node.index.span)
@@ -345,7 +364,9 @@ class PixelEvaluator:
             return Const(_channel(target.value, int(i), node.span), node.span)
         if isinstance(target, Const) and isinstance(target.value, float):
             if int(i) != 0:
-                raise PxRuntimeError("Channel index out of range: a number has channel 0 only", node.span)
+                raise PxRuntimeError(
+                    "Channel index out of range: a number has channel 0 only", node.span
+                )
             return target
         return Op("index", [target, int(i)], node.span)
 
@@ -437,12 +458,11 @@ class PixelEvaluator:
         if node.kwargs or n not in (1, 5):
             return False
         first = node.args[0]
-        if isinstance(first, ast.Name) and first.id in self.symbols:
-            return False
-        if n == 5:
-            return isinstance(first, (ast.Name, ast.Meta)) and all(
-                isinstance(a, ast.Number) for a in node.args[1:]
-            )
+        if n == 5:  # (image, x0, y0, w, h): the region must be invariant numbers
+            if not isinstance(first, (ast.Name, ast.Meta)):
+                return False
+            rest = [self.fold(a) for a in node.args[1:]]
+            return all(isinstance(r, Const) and isinstance(r.value, float) for r in rest)
         return True
 
     def _fold_image_form(self, spec: FunctionSpec, node: ast.Call, keep: bool) -> Any:
@@ -458,14 +478,15 @@ class PixelEvaluator:
                 )
             # pxlang extension: the statistic of an image expression, e.g. max(Ha*2)
             first = Const(self._materialise(first), node.args[0].span)
-        roi = tuple(int(a.value) for a in node.args[1:])  # type: ignore[attr-defined]
+        roi = tuple(int(self.fold(a).value) for a in node.args[1:])
         img = first.value
         if img.ndim == 3 and img.shape[1:] == (1, 1):
             img = img.reshape(3, 1, 1)
         try:
             value = spec.image_form(img, roi) if roi else spec.image_form(img)
         except PxError as e:
-            raise e.with_span(node.span)
+            e.with_span(node.span)
+            raise
         except (ValueError, ArithmeticError) as e:
             raise PxRuntimeError(f"{spec.name}(): {e}", node.span) from e
         return self._const(value, node.span, keep)
@@ -488,7 +509,7 @@ class PixelEvaluator:
                 if c.value != 0:
                     if not folded:
                         # taken branch; the rest never runs but its images still give the size
-                        for rest in args[args.index(cond) + 1:]:
+                        for rest in args[args.index(cond) + 1 :]:
                             self._note_images(rest)
                         return self.fold(expr, keep)
                     folded.append((Const(1.0), self.fold(expr, keep)))
@@ -543,7 +564,9 @@ class PixelEvaluator:
 
     def _allocate(self, shape: tuple[int, ...]) -> np.ndarray:
         if math.prod(shape) > MAX_IMAGE_PIXELS:
-            raise PxRuntimeError(f"the result would have {math.prod(shape)} pixels; the limit is {MAX_IMAGE_PIXELS}")
+            raise PxRuntimeError(
+                f"the result would have {math.prod(shape)} pixels; the limit is {MAX_IMAGE_PIXELS}"
+            )
         return np.empty(shape, np.float64 if self.options.float64 else np.float32)
 
     def _final_globals(self) -> dict[str, Any]:
@@ -560,8 +583,12 @@ class PixelEvaluator:
             return value
         if not isinstance(value, float):
             return value
-        if (self.options.truncate and self.options.truncate_scalars and not self.options.rescale
-                and not math.isnan(value)):
+        if (
+            self.options.truncate
+            and self.options.truncate_scalars
+            and not self.options.rescale
+            and not math.isnan(value)
+        ):
             return min(max(value, 0.0), 1.0)
         return value
 
@@ -633,8 +660,11 @@ class PixelEvaluator:
             for s, sp in shapes[1:]:
                 if s[-2:] != ref[-2:]:
                     raise PxTypeError(
-                        f"images of different sizes: {ref[-1]}x{ref[-2]} and {s[-1]}x{s[-2]} pixels",
-                        sp, "all images in one expression must have the same width and height")
+                        f"images of different sizes: {ref[-1]}x{ref[-2]} and "
+                        f"{s[-1]}x{s[-2]} pixels",
+                        sp,
+                        "all images in one expression must have the same width and height",
+                    )
             chans = 3 if channels == 3 or any(len(s) == 3 for s, _ in shapes) else 1
             return int(ref[-2]), int(ref[-1]), chans
         if not full and needs and self.fallback_shape is not None:
@@ -659,8 +689,16 @@ class PixelEvaluator:
         return int(hw[0]), int(hw[1]), channels
 
     # -------------------------------------------------------------- execute
-    def _run_tiles(self, plan: list[Stmt], out: np.ndarray, height: int, width: int,
-                   channels: int, channel: int | None, truncate: bool | None = None) -> None:
+    def _run_tiles(
+        self,
+        plan: list[Stmt],
+        out: np.ndarray,
+        height: int,
+        width: int,
+        channels: int,
+        channel: int | None,
+        truncate: bool | None = None,
+    ) -> None:
         rows = max(1, TILE_ELEMENTS // max(1, width * channels))
         if truncate is None:
             truncate = self.options.truncate and not self.options.rescale
@@ -692,7 +730,9 @@ class PixelEvaluator:
                 value = self._assign(st, value, geo, local)
         return value
 
-    def _assign(self, st: Stmt, value: Any, geo: PixelGeometry | None, local: dict[str, Any]) -> Any:
+    def _assign(
+        self, st: Stmt, value: Any, geo: PixelGeometry | None, local: dict[str, Any]
+    ) -> Any:
         sym = self.symbols.get(st.target)
         if sym is None or sym.kind == "constant":
             raise PxRuntimeError(f"'{st.target}' is not a declared variable", st.span)
@@ -746,12 +786,16 @@ class PixelEvaluator:
             (a, own_a), (b, own_b) = (self._eval(x, geo, local) for x in n.args)
             if n.op in INPLACE:
                 fn = INPLACE[n.op]
-                if own_a and isinstance(a, np.ndarray) and a.shape == np.broadcast_shapes(
-                    a.shape, np.shape(b)
+                if (
+                    own_a
+                    and isinstance(a, np.ndarray)
+                    and a.shape == np.broadcast_shapes(a.shape, np.shape(b))
                 ):
                     return fn(a, b, out=a), True
-                if own_b and isinstance(b, np.ndarray) and b.shape == np.broadcast_shapes(
-                    b.shape, np.shape(a)
+                if (
+                    own_b
+                    and isinstance(b, np.ndarray)
+                    and b.shape == np.broadcast_shapes(b.shape, np.shape(a))
                 ):
                     return fn(a, b, out=b), True
             try:
@@ -796,11 +840,18 @@ class PixelEvaluator:
             return d
         if len(conds) == 1:
             return np.where(conds[0], values[0], d).astype(np.float32, copy=False)
-        shape = np.broadcast_shapes(*(np.shape(c) for c in conds), *(np.shape(v) for v in values), np.shape(d))
-        return np.select([np.broadcast_to(c, shape) for c in conds], [np.broadcast_to(v, shape) for v in values],
-                         np.broadcast_to(d, shape)).astype(np.float32, copy=False)
+        shape = np.broadcast_shapes(
+            *(np.shape(c) for c in conds), *(np.shape(v) for v in values), np.shape(d)
+        )
+        return np.select(
+            [np.broadcast_to(c, shape) for c in conds],
+            [np.broadcast_to(v, shape) for v in values],
+            np.broadcast_to(d, shape),
+        ).astype(np.float32, copy=False)
 
-    def _call(self, spec: FunctionSpec, args: list[Any], geo: PixelGeometry | None, span: Any) -> Any:
+    def _call(
+        self, spec: FunctionSpec, args: list[Any], geo: PixelGeometry | None, span: Any
+    ) -> Any:
         self.ctx.span = span
         self.ctx.pixel = geo
         if self.ctx.rng is None and spec.extra.get("varying") == "random":
@@ -808,7 +859,8 @@ class PixelEvaluator:
         try:
             value = spec.call(self.ctx, args, {})
         except PxError as e:
-            raise e.with_span(span)
+            e.with_span(span)
+            raise
         except (ValueError, ArithmeticError, TypeError) as e:
             raise PxRuntimeError(f"{spec.name}(): {e}", span) from e
         finally:

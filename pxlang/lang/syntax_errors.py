@@ -17,7 +17,7 @@ def hint_for(tok: Any, text: str, source: Source, e: Any) -> str | None:
     after_value = bool(expected & _OPERATORS)
     if tok is None:
         if text == "`":
-            return "backquotes are not quotes: use \"…\""
+            return 'backquotes are not quotes: use "…"'
         return None
     ttype = tok.type
     value = str(tok)
@@ -49,14 +49,31 @@ CATALOGUE: list[tuple[str, str, str, str, str]] = [
     ("underscore typo", "x = (0.4*Ha)_(0.6*OIII)", "script", "unexpected '_'", "did you mean '+'"),
     ("missing )", "x = max(Ha, OIII", "script", "'(' is never closed", "close the '('"),
     ("= for comparison", "if Ha = 0.5 { x = 1 }", "script", "unexpected '='", "'=='"),
-    ("channel outside R/G/B", "x = { R = Ha; X = OIII; B = SII }", "script", "'X' is not a channel",
-     "R = …; G = …; B = …"),
-    ("unterminated string", 'x = load("Ha.fits)', "script", "unterminated string", "close the string"),
+    (
+        "channel outside R/G/B",
+        "x = { R = Ha; X = OIII; B = SII }",
+        "script",
+        "'X' is not a channel",
+        "R = …; G = …; B = …",
+    ),
+    (
+        "unterminated string",
+        'x = load("Ha.fits)',
+        "script",
+        "unterminated string",
+        "close the string",
+    ),
     ("binary tilde", "Ha ~ OIII", "pm_program", "unexpected '~'", "unary invert"),
     ("missing operator", "x = 2 Ha", "script", "unexpected 'Ha'", "operator missing"),
     ("stray )", "x = Ha)", "script", "unexpected ')'", "no '('"),
     ("keyword as name", "in = 3", "script", "unexpected 'in'", "keyword"),
     ("missing channel", "x = { R = Ha; G = OIII }", "script", "no B expression", "all three"),
     ("bad per-channel constant", "k = 1:2", "symbols", "1 or 3 values", "0.9:1.0:0.95"),
-    ("global without operator", "s = global(1)", "symbols", "needs the operator first", "global(+)"),
+    (
+        "global without operator",
+        "s = global(1)",
+        "symbols",
+        "needs the operator first",
+        "global(+)",
+    ),
 ]

@@ -38,7 +38,7 @@ def footprint(n: int, structure: str = "square") -> np.ndarray:
     if structure == "orthogonal":
         return (xx == 0) | (yy == 0)
     if structure == "diagonal":
-        return (np.abs(xx) == np.abs(yy))
+        return np.abs(xx) == np.abs(yy)
     if structure == "star":
         return (xx == 0) | (yy == 0) | (np.abs(xx) == np.abs(yy))
     if structure == "threeway":
@@ -46,7 +46,9 @@ def footprint(n: int, structure: str = "square") -> np.ndarray:
     raise ValueError(f"unknown structuring element '{structure}'; one of {', '.join(STRUCTURES)}")
 
 
-def gaussian_kernel(sigma: float, rho: float = 1.0, theta: float = 0.0, eps: float = 0.01) -> np.ndarray:
+def gaussian_kernel(
+    sigma: float, rho: float = 1.0, theta: float = 0.0, eps: float = 0.01
+) -> np.ndarray:
     """Normalised elliptical Gaussian: sigma along the major axis, rho = minor/major ratio,
     theta in degrees, truncated where the profile falls below eps of its peak."""
     if sigma <= 0:
@@ -65,12 +67,16 @@ def gaussian_kernel(sigma: float, rho: float = 1.0, theta: float = 0.0, eps: flo
     return (k / k.sum()).astype(np.float32)
 
 
-def gconv(img: np.ndarray, sigma: float = 2, rho: float = 1, theta: float = 0, eps: float = 0.01) -> np.ndarray:
+def gconv(
+    img: np.ndarray, sigma: float = 2, rho: float = 1, theta: float = 0, eps: float = 0.01
+) -> np.ndarray:
     if rho == 1:
         if sigma <= 0 or not 0 < eps < 1:
             gaussian_kernel(sigma, rho, theta, eps)  # raises the right message
         trunc = math.sqrt(-2 * math.log(eps))
-        return _per_channel(img, lambda c: ndimage.gaussian_filter(c, sigma, mode="reflect", truncate=trunc))
+        return _per_channel(
+            img, lambda c: ndimage.gaussian_filter(c, sigma, mode="reflect", truncate=trunc)
+        )
     k = gaussian_kernel(sigma, rho, theta, eps)
     return _per_channel(img, lambda c: ndimage.convolve(c, k, mode="reflect"))
 
@@ -113,7 +119,9 @@ def translate(img: np.ndarray, dx: float, dy: float) -> np.ndarray:
     return _per_channel(img, lambda c: ndimage.shift(c, (dy, dx), order=1, mode="constant", cval=0))
 
 
-def rotate(img: np.ndarray, angle: float, cx: float | None = None, cy: float | None = None) -> np.ndarray:
+def rotate(
+    img: np.ndarray, angle: float, cx: float | None = None, cy: float | None = None
+) -> np.ndarray:
     """Rotate by ``angle`` degrees (counter-clockwise as displayed) about (cx, cy), default
     the centre; bilinear, uncovered pixels 0."""
     h, w = img.shape[-2:]
@@ -125,7 +133,8 @@ def rotate(img: np.ndarray, angle: float, cx: float | None = None, cy: float | N
     centre = np.array([cy, cx])
     offset = centre - m @ centre
     return _per_channel(
-        img, lambda c: ndimage.affine_transform(c, m, offset=offset, order=1, mode="constant", cval=0)
+        img,
+        lambda c: ndimage.affine_transform(c, m, offset=offset, order=1, mode="constant", cval=0),
     )
 
 
@@ -188,7 +197,9 @@ def blend(a: np.ndarray, b: np.ndarray, op: str) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         r = _BLEND[op](a, b) if op in _BLEND else None
     if r is None:
-        raise ValueError(f"unknown combination operator '{op}'; one of op_{', op_'.join(BLEND_OPS)}")
+        raise ValueError(
+            f"unknown combination operator '{op}'; one of op_{', op_'.join(BLEND_OPS)}"
+        )
     return np.nan_to_num(np.asarray(r, np.float32), nan=0.0, posinf=1.0, neginf=0.0)
 
 
@@ -214,7 +225,9 @@ _BLEND = {
     "overlay": lambda a, b: np.where(a > 0.5, 1 - 2 * (1 - a) * (1 - b), 2 * a * b),
     "soft_light": lambda a, b: np.where(b > 0.5, 1 - (1 - a) * (1 - (b - 0.5)), a * (b + 0.5)),
     "hard_light": lambda a, b: np.where(b > 0.5, 1 - (1 - a) * (1 - 2 * (b - 0.5)), 2 * a * b),
-    "vivid_light": lambda a, b: np.where(b > 0.5, 1 - _safe_div(1 - a, 2 * (b - 0.5)), _safe_div(a, 1 - 2 * b)),
+    "vivid_light": lambda a, b: np.where(
+        b > 0.5, 1 - _safe_div(1 - a, 2 * (b - 0.5)), _safe_div(a, 1 - 2 * b)
+    ),
     "linear_light": lambda a, b: np.where(b > 0.5, a + 2 * (b - 0.5), a + 2 * b - 1),
     "pin_light": lambda a, b: np.where(b > 0.5, np.maximum(a, 2 * (b - 0.5)), np.minimum(a, 2 * b)),
     "exclusion": lambda a, b: 0.5 - 2 * (a - 0.5) * (b - 0.5),

@@ -141,16 +141,30 @@ def asqr(a: np.ndarray) -> float:
 
 
 IMAGE_STATS = {
-    "mean": mean, "med": median, "min": minimum, "max": maximum, "sdev": sdev, "var": variance,
-    "adev": adev, "mdev": mdev, "bwmv": bwmv, "pbmv": pbmv, "Sn": sn, "Qn": qn, "mod": modulus,
-    "norm": norm, "ssqr": ssqr, "asqr": asqr,
+    "mean": mean,
+    "med": median,
+    "min": minimum,
+    "max": maximum,
+    "sdev": sdev,
+    "var": variance,
+    "adev": adev,
+    "mdev": mdev,
+    "bwmv": bwmv,
+    "pbmv": pbmv,
+    "Sn": sn,
+    "Qn": qn,
+    "mod": modulus,
+    "norm": norm,
+    "ssqr": ssqr,
+    "asqr": asqr,
 }
 
 
 # ---------------------------------------------------------------- per-pixel forms (axis 0)
 def _stack(values: list) -> np.ndarray:
+    # float64: statistics of close values (var(1e4, 1e4+0.01, …)) need the precision
     shape = np.broadcast_shapes(*(np.shape(v) for v in values))
-    return np.stack([np.broadcast_to(np.asarray(v, np.float32), shape) for v in values])
+    return np.stack([np.broadcast_to(np.asarray(v, np.float64), shape) for v in values])
 
 
 def stack_mean(values: list) -> np.ndarray:

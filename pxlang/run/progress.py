@@ -15,7 +15,9 @@ _LINE_EVERY = 10.0  # seconds between plain progress lines
 
 
 @contextmanager
-def stage(options: Mapping[str, Any] | None, label: str, total: int) -> Iterator[Callable[[int], None]]:
+def stage(
+    options: Mapping[str, Any] | None, label: str, total: int
+) -> Iterator[Callable[[int], None]]:
     """A progress reporter for ``total`` items of work; yields ``advance(n=1)``."""
     options = options or {}
     stream = sys.stderr
@@ -32,9 +34,15 @@ def stage(options: Mapping[str, Any] | None, label: str, total: int) -> Iterator
             TimeRemainingColumn,
         )
 
-        with Progress(TextColumn("{task.description:>14}"), BarColumn(), MofNCompleteColumn(),
-                      TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                      transient=False) as bar:
+        with Progress(
+            TextColumn("{task.description:>14}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            transient=False,
+        ) as bar:
             task = bar.add_task(label, total=total)
             yield lambda n=1: bar.advance(task, n)
         return
@@ -52,8 +60,11 @@ def stage(options: Mapping[str, Any] | None, label: str, total: int) -> Iterator
             state["last"] = now
 
     yield advance
-    print(f"{label}: {state['done']}/{total} done in {time.perf_counter() - start:.1f} s",
-          file=stream, flush=True)
+    print(
+        f"{label}: {state['done']}/{total} done in {time.perf_counter() - start:.1f} s",
+        file=stream,
+        flush=True,
+    )
 
 
 def log(options: Mapping[str, Any] | None, message: str) -> None:

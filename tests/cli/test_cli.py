@@ -13,8 +13,13 @@ from astropy.io import fits
 
 
 def pxlang(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pxlang.cli", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "pxlang.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture()
@@ -35,8 +40,19 @@ def sha(path: Path) -> str:
 
 def test_eval_per_channel_bicolour_writes_rgb_with_provenance(night):
     before = sha(night / "Ha.fits"), sha(night / "OIII.fits")
-    r = pxlang("eval", "Ha", "--g", "(Ha*0.5)+(OIII*~0.5)", "--b", "OIII", "Ha.fits", "OIII.fits",
-               "-o", "bicolour.fits", cwd=night)
+    r = pxlang(
+        "eval",
+        "Ha",
+        "--g",
+        "(Ha*0.5)+(OIII*~0.5)",
+        "--b",
+        "OIII",
+        "Ha.fits",
+        "OIII.fits",
+        "-o",
+        "bicolour.fits",
+        cwd=night,
+    )
     assert r.returncode == 0, r.stderr
     assert "wrote bicolour.fits (30x20 RGB)" in r.stdout
     d = fits.getdata(night / "bicolour.fits").astype(np.float64)
@@ -48,8 +64,15 @@ def test_eval_per_channel_bicolour_writes_rgb_with_provenance(night):
 
 
 def test_eval_inline_channel_form(night):
-    r = pxlang("eval", "R=Ha; G=(Ha*0.5)+(OIII*~0.5); B=OIII", "Ha.fits", "OIII.fits", "-o",
-               "c.fits", cwd=night)
+    r = pxlang(
+        "eval",
+        "R=Ha; G=(Ha*0.5)+(OIII*~0.5); B=OIII",
+        "Ha.fits",
+        "OIII.fits",
+        "-o",
+        "c.fits",
+        cwd=night,
+    )
     assert r.returncode == 0, r.stderr
     assert fits.getdata(night / "c.fits").shape == (3, 20, 30)
 
@@ -76,13 +99,16 @@ def test_eval_globals_are_printed(night):
     assert abs(float(line.split("=")[1]) - o3.sum()) < 1e-3
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["Ha", "missing.fits", "-o", "m.fits"], "missing.fits"),
-    (["Ha+", "Ha.fits", "-o", "p.fits"], "<expr>:1:"),
-    (["Hx", "Ha.fits", "-o", "h.fits"], "did you mean 'Ha'"),
-    (["Ha", "corrupt.fits", "-o", "c.fits"], "corrupt.fits"),
-    (["2*3", "Ha.fits", "-o", "s.fits"], "not an image"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["Ha", "missing.fits", "-o", "m.fits"], "missing.fits"),
+        (["Ha+", "Ha.fits", "-o", "p.fits"], "<expr>:1:"),
+        (["Hx", "Ha.fits", "-o", "h.fits"], "did you mean 'Ha'"),
+        (["Ha", "corrupt.fits", "-o", "c.fits"], "corrupt.fits"),
+        (["2*3", "Ha.fits", "-o", "s.fits"], "not an image"),
+    ],
+)
 def test_eval_errors_exit_1_without_traceback_or_output(night, args, needle):
     (night / "corrupt.fits").write_bytes(b"SIMPLE  =                    T" + b"\0" * 100)
     r = pxlang("eval", *args, cwd=night)
@@ -127,11 +153,14 @@ def test_check_reports_file_line_col_caret_and_hint(night):
 
 
 def test_run_script_with_params(night):
-    (night / "s.px").write_text('param k = 0.5\nparam out = "o.fits"\nsave(load("OIII.fits") * k, out)\n')
+    (night / "s.px").write_text(
+        'param k = 0.5\nparam out = "o.fits"\nsave(load("OIII.fits") * k, out)\n'
+    )
     r = pxlang("run", "s.px", "k=0.25", "out=q.fits", cwd=night)
     assert r.returncode == 0, r.stderr
-    np.testing.assert_allclose(fits.getdata(night / "q.fits"), np.load(night / "o3.npy") * 0.25,
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        fits.getdata(night / "q.fits"), np.load(night / "o3.npy") * 0.25, rtol=1e-6
+    )
     r = pxlang("run", "s.px", "kk=1", cwd=night)
     assert r.returncode == 1 and "no parameter 'kk'" in r.stderr and "'k'" in r.stderr
     r = pxlang("run", "nosuch.px", cwd=night)

@@ -32,7 +32,7 @@ def test_unknown_function_did_you_mean():
 
 
 def test_arity_and_keywords():
-    errs = diagnostics('x = mtf(0.5)\ny = gconv(1, sigma=2, sigmaa=3)\nz = iif(1, 2)\n')
+    errs = diagnostics("x = mtf(0.5)\ny = gconv(1, sigma=2, sigmaa=3)\nz = iif(1, 2)\n")
     msgs = [e.message for e in errs]
     assert any("mtf() needs at least 2 arguments" in m for m in msgs)
     assert any("gconv() has no keyword 'sigmaa'" in m for m in msgs)

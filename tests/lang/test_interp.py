@@ -51,7 +51,10 @@ def test_channel_form_builds_rgb_from_three_expressions():
 def test_palette_function_with_channel_form():
     ha = np.full((2, 2), 0.5, np.float32)
     o3 = np.full((2, 2), 0.1, np.float32)
-    text = "def bicolour(ha, o3, k=0.5) = { R = ha; G = (ha*k)+(o3*~k); B = o3 }\nbicolour(Ha, OIII, k=1.0)"
+    text = (
+        "def bicolour(ha, o3, k=0.5) = { R = ha; G = (ha*k)+(o3*~k); B = o3 }\n"
+        "bicolour(Ha, OIII, k=1.0)"
+    )
     out = run(text, Ha=ha, OIII=o3)
     np.testing.assert_allclose(out[1], 0.5)
 
@@ -75,7 +78,9 @@ def test_if_needs_a_number():
 def test_params_defaults_and_overrides():
     text = 'param k = 0.5\nparam name = "x"\nk * 2'
     assert pxlang.evaluate(text) == 1.0
-    assert pxlang.evaluate(text, params={"k": "2"}) == 4.0  # command-line strings take the default's type
+    assert (
+        pxlang.evaluate(text, params={"k": "2"}) == 4.0
+    )  # command-line strings take the default's type
     with pytest.raises(PxNameError, match="no parameter 'kk'") as exc:
         pxlang.evaluate(text, params={"kk": "1"})
     assert "'k'" in exc.value.hint
@@ -105,7 +110,7 @@ def test_statistics_of_colour_images_are_per_channel():
 
 def test_errors_have_positions():
     with pytest.raises(PxError) as exc:
-        pxlang.evaluate("x = 1\ny = x + \"a\"\n", path="t.px")
+        pxlang.evaluate('x = 1\ny = x + "a"\n', path="t.px")
     assert exc.value.line == 2 and "t.px:2:" in exc.value.render()
 
 
@@ -140,6 +145,6 @@ def test_save_refuses_to_overwrite_an_input(tmp_path):
 
 
 def test_closed_world_no_attribute_or_python_access():
-    for text in ("__import__('os')", "x = ().__class__", "eval(\"1\")", "open(\"/etc/passwd\")"):
+    for text in ("__import__('os')", "x = ().__class__", 'eval("1")', 'open("/etc/passwd")'):
         with pytest.raises(PxError):
             pxlang.evaluate(text)

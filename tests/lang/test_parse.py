@@ -82,8 +82,11 @@ def test_statement_list_last_value_and_directives():
 
 
 def test_symbols_grammar():
-    s = parse("k = 0.5, w = 0.9:1:0.95; n, s = global(+), p = global(*, 2), t = init(-1),"
-              ' e = keyword_value($T, "EXPTIME")', start="symbols")
+    s = parse(
+        "k = 0.5, w = 0.9:1:0.95; n, s = global(+), p = global(*, 2), t = init(-1),"
+        ' e = keyword_value($T, "EXPTIME")',
+        start="symbols",
+    )
     kinds = {d.name: (d.kind, d.values, d.op) for d in s.defs}
     assert kinds["k"] == ("constant", (0.5,), None)
     assert kinds["w"] == ("constant", (0.9, 1.0, 0.95), None)
@@ -99,7 +102,7 @@ def test_script_constructs():
         'import palettes\nfrom palettes import hoo, sho\nparam lights = "x/*.fits"\n'
         "def f(a, b=1) = a*b\n"
         "def g(a) {\n  t = a + 1\n  t * 2\n}\n"
-        "x = integrate(files(\"bias/\",\n   IMAGETYP=\"Bias\"), rejection=\"winsorized\")\n"
+        'x = integrate(files("bias/",\n   IMAGETYP="Bias"), rejection="winsorized")\n'
         'for n in ["Ha", "OIII"] { y = n }\n'
         "if 1 > 2 { z = 1 }\nelse if 2 > 1 { z = 2 } else { z = 3 }\n"
         "c = { R = Ha; G = (Ha*0.5)+(OIII*~0.5); B = OIII }\n"
@@ -107,8 +110,18 @@ def test_script_constructs():
         start="script",
     )
     kinds = [type(s).__name__ for s in tree.statements]
-    assert kinds == ["Import", "Import", "ParamDecl", "FuncDef", "FuncDef", "Assign", "For", "If",
-                     "Assign", "Assign"]
+    assert kinds == [
+        "Import",
+        "Import",
+        "ParamDecl",
+        "FuncDef",
+        "FuncDef",
+        "Assign",
+        "For",
+        "If",
+        "Assign",
+        "Assign",
+    ]
     call = tree.statements[5].value
     assert call.func == "integrate" and [k.name for k in call.kwargs] == ["rejection"]
     assert isinstance(tree.statements[8].value, ast.ChannelForm)
@@ -124,8 +137,9 @@ def test_spans_point_at_the_source():
     assert str(call.span).startswith("s.px:2:5")
 
 
-@pytest.mark.parametrize("label, snippet, start, message, hint", CATALOGUE,
-                         ids=[c[0] for c in CATALOGUE])
+@pytest.mark.parametrize(
+    "label, snippet, start, message, hint", CATALOGUE, ids=[c[0] for c in CATALOGUE]
+)
 def test_friendly_syntax_errors(label, snippet, start, message, hint):
     with pytest.raises(PxSyntaxError) as exc:
         parse(snippet, start=start)
