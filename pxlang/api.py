@@ -45,6 +45,13 @@ def module_loader(name: str, base_dir: str) -> tuple[str, str] | None:
     return None
 
 
+def wrap_image(data: Any, header: Any) -> Any:
+    """Pixel results in scripts become Images carrying a copy of the first operand's header."""
+    from .image.store import Image
+
+    return Image(data, header.copy() if header is not None else None)
+
+
 def _interpreter(
     text: str,
     name: str,
@@ -60,7 +67,7 @@ def _interpreter(
         base_dir=base_dir,
         params=params,
         provenance={"source": name, "text": text, "params": dict(params or {})},
-        options=dict(options or {}),
+        options={"_wrap_image": wrap_image, **dict(options or {})},
         module_loader=module_loader,
         names=_bind_images(images or {}, base_dir),
     )

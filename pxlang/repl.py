@@ -23,9 +23,12 @@ class Session:
         from .lang.interp import Interpreter
 
         self.functions = functions()
+        from .api import wrap_image
+
         self.interp = Interpreter(
             self.functions,
             base_dir=base_dir or os.getcwd(),
+            options={"_wrap_image": wrap_image},
             provenance={"source": "pxlang repl", "text": "", "params": {}},
             module_loader=module_loader,
         )

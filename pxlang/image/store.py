@@ -47,6 +47,17 @@ class Image:
         return tuple(self.data.shape)
 
     @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.data[index]
+
+    @property
     def is_color(self) -> bool:
         return self.data.ndim == 3
 

@@ -290,6 +290,7 @@ class PixelEvaluator:
         # size for per-pixel generators (x(), random()) when no image is referenced
         self.fallback_shape: tuple[int, ...] | None = None
         self.referenced: list[tuple[tuple[int, ...], Any]] = []  # every image the fold saw
+        self.first_header: Any = None
 
     # -------------------------------------------------------------- fold
     def fold(self, node: Any, keep: bool = False) -> Any:
@@ -304,6 +305,9 @@ class PixelEvaluator:
         return self.whole_eval(node)
 
     def _const(self, value: Any, span: Any, keep: bool = False) -> Const:
+        header = getattr(value, "header", None)
+        if header is not None and self.first_header is None:
+            self.first_header = header  # the result keeps the first operand's keywords
         value = to_pixel_value(value)
         if isinstance(value, np.ndarray) and value.ndim in (2, 3) and value.shape[-2:] != (1, 1):
             self.referenced.append((value.shape, span))
