@@ -123,6 +123,8 @@ def evaluate(
 
     name = path or "<script>"
     base = os.path.dirname(os.path.abspath(path)) if path else os.getcwd()
+    if options and options.get("base_dir"):
+        base = str(options["base_dir"])
     tree = parse_script(source, name)
     check_script(
         tree, functions(), names=list(images or ()), module_loader=module_loader, base_dir=base

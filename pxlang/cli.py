@@ -332,12 +332,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         ) from None
     except (OSError, UnicodeDecodeError) as e:
         raise PxIOError(f"{args.script}: cannot read the script ({e})") from None
+    stdlib = os.path.abspath(path) != os.path.abspath(args.script)
     options = {
         "seed": args.seed,
         "quiet": args.quiet,
         "scheduler": args.scheduler,
         "truncate": not args.no_truncate,
     }
+    if stdlib:  # a stdlib workflow works on the user's folders: paths relative to the cwd
+        options["base_dir"] = os.getcwd()
     evaluate(text, params=params, path=path, options=options)
     return EXIT_OK
 

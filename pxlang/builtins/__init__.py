@@ -4,5 +4,5 @@ Importing this package registers every built-in. Modules keep heavy imports (ast
 numba, sep...) inside function bodies so that `pxlang check` starts fast.
 """
 
-from . import frames, lights, pixelmath, post, preprocess  # noqa: F401  (registration)
+from . import frames, lights, pixelmath, post, preprocess, workflow  # noqa: F401  (registration)
 from .registry import REGISTRY, all_specs, builtin, lookup  # noqa: F401

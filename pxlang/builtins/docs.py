@@ -12,6 +12,7 @@ CATEGORY_TITLES = {
     "preprocess": "Calibration and integration",
     "lights": "Light frames: measure, select, register, drizzle",
     "post": "Post-processing",
+    "workflow": "Workflow: paths, grouping, logging",
 }
 
 

@@ -1,0 +1,90 @@
+"""Built-ins that glue whole workflows together: paths, grouping by header, logging, reports."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..image.frameset import FrameSet, header_value
+from ..image.store import Image
+from ..lang.errors import PxTypeError
+from ..lang.functions import CallContext
+from .registry import builtin
+
+CAT = "workflow"
+
+
+@builtin("path", category=CAT, example='path("out", "masters", "bias.fits")')
+def path(*parts: str) -> str:
+    """Join folder and file names with the system's separator."""
+    if not parts:
+        raise PxTypeError("path() needs at least one part")
+    return os.path.join(*[str(p) for p in parts])
+
+
+def _frames(value: Any, fname: str) -> FrameSet:
+    if isinstance(value, FrameSet):
+        return value
+    raise PxTypeError(f"{fname}(): expects a frame set (files(…)), got {type(value).__name__}")
+
+
+@builtin("keyword_values", category=CAT, example='keyword_values(files("lights/"), "FILTER")')
+def keyword_values(frames: FrameSet, keyword: str) -> list:
+    """The distinct values of a header keyword across frames, in first-seen order (e.g. the
+    filters of a night: ``for f in keyword_values(lights, "FILTER") { … }``). Frames without
+    the keyword are left out."""
+    fs = _frames(frames, "keyword_values")
+    seen: dict[str, Any] = {}
+    for i in range(len(fs)):
+        v = header_value(fs.header(i), keyword)
+        if v is None or str(v).strip() == "":
+            continue
+        value = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v).strip()
+        seen.setdefault(str(value).lower(), value)
+    return list(seen.values())
+
+
+@builtin("count", category=CAT, example='count(files("bias/"))')
+def count(items: Any) -> float:
+    """How many frames a frame set holds (or items a list)."""
+    try:
+        return float(len(items))
+    except TypeError:
+        raise PxTypeError("count(): expects a frame set or a list") from None
+
+
+@builtin("best", category=CAT, example='best(select(measure(files("lights/")), approve="FWHM < 10"))')
+def best(frames: FrameSet) -> Image:
+    """The best frame of a selection (highest weight; the registration reference) as an image."""
+    fs = _frames(frames, "best")
+    if len(fs) == 0:
+        raise PxTypeError("best(): the frame set is empty")
+    weights = [f.meta.get("weight") for f in fs.frames]
+    flagged = [i for i, f in enumerate(fs.frames) if f.meta.get("best")]
+    if flagged:
+        i = flagged[0]
+    elif any(w is not None for w in weights):
+        i = max(range(len(fs)), key=lambda k: weights[k] if weights[k] is not None else -1.0)
+    else:
+        i = 0
+    return fs.read(i)
+
+
+@builtin("log", category=CAT, aliases=("print",), example='log("calibrating", 3, "filters")')
+def log(ctx: CallContext, *values: Any) -> None:
+    """Print a line of information (silent with --quiet)."""
+    from ..run.progress import log as _log
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:g}"
+        describe = getattr(v, "describe", None)
+        return describe() if describe else str(v)
+
+    _log(ctx.options, " ".join(fmt(v) for v in values))
+
+
+@builtin("exists", category=CAT, example='exists("bias/")')
+def exists(ctx: CallContext, name: str) -> float:
+    """1 if the file or folder exists (relative to the script's folder), else 0."""
+    return float(os.path.exists(ctx.resolve_path(name)))
