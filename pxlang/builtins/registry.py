@@ -190,8 +190,8 @@ def builtin(
 
 def register(spec: FunctionSpec) -> None:
     for key in (spec.name, *spec.aliases):
-        if key in REGISTRY and REGISTRY[key].name != spec.name:
-            raise RuntimeError(f"built-in name clash: {key}")
+        if key in REGISTRY and REGISTRY[key] is not spec:
+            raise RuntimeError(f"built-in name clash: {key} ({REGISTRY[key].category} and {spec.category})")
         REGISTRY[key] = spec
 
 

@@ -70,8 +70,8 @@ def best(frames: FrameSet) -> Image:
     return fs.read(i)
 
 
-@builtin("log", category=CAT, aliases=("print",), example='log("calibrating", 3, "filters")')
-def log(ctx: CallContext, *values: Any) -> None:
+@builtin("print", category=CAT, example='print("calibrating", 3, "filters")')
+def print_(ctx: CallContext, *values: Any) -> None:
     """Print a line of information (silent with --quiet)."""
     from ..run.progress import log as _log
 
