@@ -88,3 +88,84 @@ def print_(ctx: CallContext, *values: Any) -> None:
 def exists(ctx: CallContext, name: str) -> float:
     """1 if the file or folder exists (relative to the script's folder), else 0."""
     return float(os.path.exists(ctx.resolve_path(name)))
+
+
+def _as_list(value: Any) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _filter_of(header: Any) -> str:
+    if header is None:
+        return "?"
+    if header_value(header, "BAYERPAT"):
+        return "RGB"
+    return str(header_value(header, "FILTER") or "none").strip() or "none"
+
+
+@builtin("report", category=CAT,
+         example='report("out", measured=[measure(files("lights/"))])')
+def report(ctx: CallContext, output: str, measured: Any = None, selected: Any = None,
+           masters: Any = None, reference: Any = None, approve: str | None = None,
+           weight: str | None = None) -> str:
+    """Write OUTPUT/report.json and OUTPUT/report/*.png: per frame its filter, measured
+    properties (FWHM, Eccentricity, SNRWeight…), approved or why not, and weight; per master
+    (file paths or images) its frame count, rejection percentages and noise; plots of the
+    subframe properties with the rejected frames marked, and a stretched preview of each
+    master. ``measured``/``selected`` are frame sets (or lists of them) from measure()/select()."""
+    from ..image import io
+    from ..run.report import write_report
+
+    out_dir = ctx.resolve_path(output)
+    chosen: dict[str, dict] = {}
+    for fs in _as_list(selected):
+        fs = _frames(fs, "report")
+        for i, f in enumerate(fs.frames):
+            chosen[fs.name(i)] = {"weight": f.meta.get("weight"), "best": f.meta.get("best")}
+        for verdict in getattr(fs, "selection", None) or []:
+            chosen.setdefault(verdict["path"], {}).update(verdict)
+    frames = []
+    ref_path = reference if isinstance(reference, str) else None
+    for fs in _as_list(measured):
+        fs = _frames(fs, "report")
+        for i, f in enumerate(fs.frames):
+            name = fs.name(i)
+            v = chosen.get(name, {})
+            approved = v.get("approved", name in chosen and "weight" in v)
+            props = {k: f.meta.get("measure", {}).get(k) for k in (
+                "FWHM", "Eccentricity", "SNRWeight", "Noise", "Stars", "Median", "PSFSignalWeight")}
+            frames.append({"path": name, "filter": _filter_of(fs.header(i)),
+                           "date": str(header_value(fs.header(i), "DATE-OBS") or "") or None,
+                           "approved": bool(approved),
+                           "reason": None if approved else (v.get("reason") or "not approved"),
+                           "weight": v.get("weight"), "properties": props})
+            if v.get("best") and ref_path is None:
+                ref_path = name
+    if frames and not all(fr["date"] for fr in frames):
+        for fr in frames:
+            fr.pop("date")
+    rows = []
+    for m in _as_list(masters):
+        img = m if isinstance(m, Image) else io.load(ctx.resolve_path(str(m)))
+        h = img.header
+        name = os.path.splitext(os.path.basename(img.path or str(m)))[0] if not isinstance(m, Image) \
+            else (img.name or "master")
+        lo, hi = header_value(h, "REJLOPCT"), header_value(h, "REJHIPCT")
+        rows.append({
+            "name": name,
+            "kind": str(header_value(h, "IMAGETYP") or "master"),
+            "path": img.path or str(m),
+            "frames": header_value(h, "NCOMBINE"),
+            "rejection": None if lo is None else {"low": float(lo), "high": float(hi or 0)},
+            "noise": header_value(h, "NOISEEST"),
+            "image": img.data,
+        })
+    try:
+        paths = write_report(out_dir, frames=frames, masters=rows, reference=ref_path,
+                             approve=approve, weight=weight)
+    except OSError as e:
+        from ..lang.errors import PxIOError
+
+        raise PxIOError(f"cannot write the report in {output}: {e}") from e
+    return paths["json"]
