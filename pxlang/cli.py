@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="make a synthetic night and process it end to end")
     d.add_argument("dir", nargs="?", default="pxlang-demo")
+    d.add_argument("--quiet", action="store_true", help="no progress output")
+    d.add_argument("--seed", type=int, default=0, help="seed of the synthetic night")
 
     lib = sub.add_parser("library", help="calibration library: add DIR… | list")
     lib.add_argument("args", nargs=argparse.REMAINDER)
@@ -361,7 +363,7 @@ def cmd_repl(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .run.demo import run_demo
 
-    return run_demo(args.dir)
+    return run_demo(args.dir, quiet=args.quiet, seed=args.seed)
 
 
 def cmd_library(args: argparse.Namespace) -> int:
