@@ -1,0 +1,544 @@
+"""Frame sets: a lazy, ordered set of frames (files or arrays) with their headers.
+
+A ``FrameSet`` holds paths and reads headers only when asked (cached); pixels are read whole
+(``read``) or as bands of rows (``read_rows``, ``read_rows_into``) so that integration can
+stream any number of frames in bounded memory. Frames are sorted by DATE-OBS.
+
+A frame set may be *derived*: a per-frame operation (calibration, cosmetic correction)
+pending over a parent set. ``read(i)`` evaluates it for one frame; bands of rows come from a
+float32 FITS written once per frame into a cache folder and then read through memory maps.
+Materialising beats recomputing each band on the fly (subtract dark band, divide by flat
+band...): several consumers (measurement, registration, integration) read the same frames,
+whole-frame steps (cosmetic correction looks at neighbours, debayering) cannot work on bands,
+and files named by a hash of their inputs make re-runs incremental and interrupted runs
+resumable. The cost is one float32 write per frame.
+
+Each frame carries a ``meta`` dict where other stages attach what they measured (weights,
+transforms, per-frame normalisation callables...).
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import re
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from pxlang.lang.errors import PxIOError
+
+from . import io
+from .store import Image
+
+# File name suffixes of materialised frames, as PixInsight names them (_c calibrated,
+# _cc cosmetically corrected).
+_SUFFIXES = {"calibrated": "_c", "cosmetic": "_cc"}
+IMAGE_EXTENSIONS = (".fits", ".fit", ".fts", ".xisf", ".fits.gz", ".fit.gz", ".fts.gz")
+
+# ---------------------------------------------------------------------------- header matching
+
+_KEY_ALIASES = {
+    "EXPTIME": ("EXPTIME", "EXPOSURE"),
+    "EXPOSURE": ("EXPTIME", "EXPOSURE"),
+    "CCD-TEMP": ("CCD-TEMP", "CCD_TEMP", "CCDTEMP", "TEMPERAT"),
+    "CCD_TEMP": ("CCD-TEMP", "CCD_TEMP", "CCDTEMP", "TEMPERAT"),
+    "FILTER": ("FILTER", "FILTER1", "FILTNAME"),
+    "BAYERPAT": ("BAYERPAT", "COLORTYP", "CFA-PAT"),
+}
+
+
+def normalise_imagetyp(value: Any) -> str:
+    """'Bias Frame', 'BIAS', 'Master Bias', 'zero' -> 'bias'; likewise dark, flat, light.
+
+    Flat darks ('Dark Flat', 'FlatDark') -> 'darkflat'. Anything else: lower-cased as given.
+    """
+    text = re.sub(r"[\s_\-]+", " ", str(value).strip().lower())
+    text = text.replace("master ", "").replace(" frame", "").replace(" field", "").strip()
+    if not text:
+        return ""
+    squashed = text.replace(" ", "")
+    if squashed in ("darkflat", "flatdark"):
+        return "darkflat"
+    if "bias" in squashed or squashed in ("zero", "offset"):
+        return "bias"
+    if "dark" in squashed:
+        return "dark"
+    if "flat" in squashed:
+        return "flat"
+    if "light" in squashed or squashed in ("object", "science"):
+        return "light"
+    return text
+
+
+def header_value(header: Any, key: str) -> Any:
+    """A header value by keyword, case-insensitive, trying common spellings (EXPOSURE...)."""
+    if header is None:
+        return None
+    key = key.upper().replace("_", "-") if key.upper() == "CCD_TEMP" else key.upper()
+    for k in _KEY_ALIASES.get(key, (key,)):
+        if k in header:
+            return header[k]
+    return None
+
+
+def _matches(header: Any, key: str, wanted: Any) -> bool:
+    value = header_value(header, key)
+    options = wanted if isinstance(wanted, (list, tuple, set)) else (wanted,)
+    for opt in options:
+        if value is None:
+            continue
+        if key.upper() == "IMAGETYP":
+            if normalise_imagetyp(value) == normalise_imagetyp(opt):
+                return True
+            continue
+        if isinstance(opt, (int, float)) and not isinstance(opt, bool):
+            try:
+                if abs(float(value) - float(opt)) <= 1e-6 * max(1.0, abs(float(opt))):
+                    return True
+            except (TypeError, ValueError):
+                pass
+            continue
+        if str(value).strip().lower() == str(opt).strip().lower():
+            return True
+    return False
+
+
+# ---------------------------------------------------------------------------- frames
+
+
+class Frame:
+    """One frame: a file path (or in-memory pixels), its header (read on demand) and meta."""
+
+    __slots__ = ("path", "_header", "data", "meta")
+
+    def __init__(
+        self,
+        path: str | None,
+        header: Any = None,
+        data: np.ndarray | None = None,
+        meta: dict[str, Any] | None = None,
+    ):
+        self.path = path
+        self._header = header
+        self.data = data
+        self.meta = dict(meta or {})
+
+    @property
+    def header(self) -> Any:
+        if self._header is None and self.path is not None:
+            self._header = io.read_header(self.path)
+        return self._header
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.path) if self.path else "(in memory)"
+
+    def copy(self) -> Frame:
+        return Frame(self.path, self._header, self.data, self.meta)
+
+    def __repr__(self) -> str:
+        return f"<Frame {self.name}>"
+
+
+def _date_key(frame: Frame) -> tuple[int, str, str]:
+    date = header_value(frame.header, "DATE-OBS")
+    return (0, str(date), frame.path or "") if date else (1, "", frame.path or "")
+
+
+class FrameSet:
+    """A lazy, ordered set of frames. See the module docstring.
+
+    ``source`` describes where the frames came from (for messages). Derived sets take
+    ``parent`` and ``op(image, frame_index) -> Image`` plus ``op_key`` (a string that changes
+    whenever the operation's inputs or parameters change: it names the cached files).
+    """
+
+    def __init__(
+        self,
+        frames: Sequence[Frame],
+        *,
+        source: str = "",
+        parent: FrameSet | None = None,
+        op: Callable[[Image, int], Image] | None = None,
+        op_key: str = "",
+        op_name: str = "",
+        cache_dir: str | None = None,
+        header_op: Callable[[Any, int], Any] | None = None,
+    ):
+        self.frames = list(frames)
+        self.source = source
+        self.parent = parent
+        self.op = op
+        self.op_key = op_key
+        self.op_name = op_name
+        self.header_op = header_op
+        self._cache_dir = cache_dir
+        self._shape: tuple[int, ...] | None = None
+
+    # -- construction
+
+    @classmethod
+    def from_paths(cls, paths: Sequence[str], source: str = "", sort: bool = True) -> FrameSet:
+        frames = [Frame(os.fspath(p)) for p in paths]
+        if sort:
+            frames.sort(key=_date_key)
+        return cls(frames, source=source)
+
+    @classmethod
+    def from_arrays(
+        cls, arrays: Sequence[Any], headers: Sequence[Any] | None = None, source: str = ""
+    ) -> FrameSet:
+        """In-memory frames (arrays or Images), kept in the order given."""
+        frames = []
+        for i, a in enumerate(arrays):
+            if isinstance(a, Image):
+                frames.append(Frame(a.path, a.header, a.data))
+            else:
+                data = np.asarray(a, dtype=np.float32)
+                hdr = headers[i] if headers is not None else None
+                frames.append(Frame(None, hdr, data))
+        return cls(frames, source=source or "memory")
+
+    def derive(
+        self,
+        op: Callable[[Image, int], Image],
+        op_key: str,
+        op_name: str,
+        cache_dir: str | None = None,
+        header_op: Callable[[Any, int], Any] | None = None,
+    ) -> FrameSet:
+        """A derived set: ``op`` pending over each frame of this set."""
+        frames = [Frame(None, None, None, f.meta) for f in self.frames]
+        return FrameSet(
+            frames,
+            source=self.source,
+            parent=self,
+            op=op,
+            op_key=op_key,
+            op_name=op_name,
+            cache_dir=cache_dir,
+            header_op=header_op,
+        )
+
+    # -- container protocol
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __iter__(self) -> Iterator[Frame]:
+        for i in range(len(self.frames)):
+            self._ensure_header(i)
+            yield self.frames[i]
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return self._subset(list(range(len(self)))[index])
+        self._ensure_header(index)
+        return self.frames[index]
+
+    def __repr__(self) -> str:
+        return f"<FrameSet {self.describe()}>"
+
+    def describe(self) -> str:
+        """'a frame set of 12 frames from 'lights/'' (for messages)."""
+        n = len(self)
+        what = f"a frame set of {n} frame{'s' if n != 1 else ''}"
+        if self.op_name:
+            what += f" ({self.op_name})"
+        return what + (f" from '{self.source}'" if self.source else "")
+
+    @property
+    def paths(self) -> list[str | None]:
+        return [f.path for f in self.frames]
+
+    def header(self, i: int) -> Any:
+        self._ensure_header(i)
+        return self.frames[i].header
+
+    def name(self, i: int) -> str:
+        """The file name of frame i, for messages (the parent's for derived frames)."""
+        if self.parent is not None:
+            return self.parent.name(i)
+        f = self.frames[i]
+        return f.path if f.path else f"frame {i + 1} (in memory)"
+
+    def _ensure_header(self, i: int) -> None:
+        f = self.frames[i]
+        if f._header is None and f.path is None and self.parent is not None:
+            parent_header = self.parent.header(i)
+            hdr = parent_header.copy() if parent_header is not None else None
+            f._header = self.header_op(hdr, i) if self.header_op is not None else hdr
+
+    def _subset(self, indices: list[int]) -> FrameSet:
+        out = FrameSet(
+            [self.frames[i] for i in indices],
+            source=self.source,
+            parent=None if self.parent is None else self.parent._subset(indices),
+            op=None,
+            op_key=self.op_key,
+            op_name=self.op_name,
+            cache_dir=self._cache_dir,
+            header_op=self.header_op,
+        )
+        if self.op is not None:
+            # re-index the operation onto the subset
+            op = self.op
+            out.op = lambda img, j, _op=op, _idx=indices: _op(img, _idx[j])
+            hop = self.header_op
+            if hop is not None:
+                out.header_op = lambda h, j, _h=hop, _idx=indices: _h(h, _idx[j])
+        return out
+
+    # -- selection
+
+    def filter(self, **header_filters: Any) -> FrameSet:
+        """Frames whose headers match every filter (see ``files``)."""
+        keep = [
+            i
+            for i in range(len(self))
+            if all(_matches(self.header(i), k, v) for k, v in header_filters.items())
+        ]
+        return self._subset(keep)
+
+    def group_by(self, keyword: str) -> dict[str, FrameSet]:
+        """Frame sets per value of a header keyword (IMAGETYP values normalised)."""
+        groups: dict[str, list[int]] = {}
+        for i in range(len(self)):
+            value = header_value(self.header(i), keyword)
+            if keyword.upper() == "IMAGETYP" and value is not None:
+                value = normalise_imagetyp(value)
+            groups.setdefault("" if value is None else str(value).strip(), []).append(i)
+        return {k: self._subset(v) for k, v in groups.items()}
+
+    # -- geometry
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The common image shape, (H, W) or (3, H, W); an error names a frame that differs."""
+        if self._shape is None:
+            if not self.frames:
+                raise PxIOError(f"{self.describe()} is empty")
+            if self.parent is not None:
+                self._shape = self.parent.shape
+                return self._shape
+            first = None
+            first_bits = None
+            for i, f in enumerate(self.frames):
+                if f.data is not None:
+                    shape, bits = tuple(f.data.shape), -32
+                else:
+                    shape = tuple(io.image_shape(f.path))
+                    bits = int(self.header(i).get("BITPIX", -32) or -32)
+                if first is None:
+                    first, first_bits = (shape, bits), bits
+                    continue
+                if shape != first[0]:
+                    raise PxIOError(
+                        f"frames differ in size: '{self.name(i)}' is {_dims(shape)} but "
+                        f"'{self.name(0)}' is {_dims(first[0])} ({self.describe()})",
+                        hint="frames to combine must come from the same camera and binning",
+                    )
+                if bits != first_bits:
+                    raise PxIOError(
+                        f"frames differ in bit depth: '{self.name(i)}' has BITPIX {bits} but "
+                        f"'{self.name(0)}' has BITPIX {first_bits} ({self.describe()})",
+                        hint="mixed bit depths usually mean frames from different cameras "
+                        "or software; keep them apart",
+                    )
+            self._shape = first[0]
+        return self._shape
+
+    # -- pixels
+
+    def read(self, i: int) -> Image:
+        """Frame i as an Image (derived frames: computed, or read from the cache)."""
+        f = self.frames[i]
+        if f.data is not None:
+            return Image(f.data, self.header(i), name=f"frame{i + 1}", path=f.path)
+        if self.parent is not None:
+            cached = self._cached_path(i)
+            if cached is not None and os.path.exists(cached):
+                return io.load(cached)
+            img = self.op(self.parent.read(i), i)
+            if img.header is None:
+                img.header = self.header(i)
+            return img
+        return io.load(f.path)
+
+    def read_rows(self, i: int, r0: int, r1: int) -> np.ndarray:
+        """Rows r0:r1 of frame i, float32 (derived frames are materialised first)."""
+        f = self.frames[i]
+        if f.data is not None:
+            return np.asarray(f.data[..., r0:r1, :], dtype=np.float32)
+        if self.parent is not None:
+            return io.read_rows(self.materialize_frame(i), r0, r1)
+        return io.read_rows(f.path, r0, r1)
+
+    def read_rows_into(self, i: int, r0: int, r1: int, out: np.ndarray) -> None:
+        """Rows r0:r1 of frame i copied into ``out`` (float32), without a temporary when the
+        file holds plain float32 samples."""
+        f = self.frames[i]
+        path = f.path
+        if f.data is None and self.parent is not None:
+            path = self.materialize_frame(i)
+        if f.data is None and path is not None and _copy_float_rows(path, r0, r1, out):
+            return
+        out[...] = self.read_rows(i, r0, r1)
+
+    # -- derived frames
+
+    @property
+    def cache_dir(self) -> str:
+        if self._cache_dir is None:
+            root = os.environ.get("PXLANG_CACHE")
+            if not root:
+                import platformdirs
+
+                root = platformdirs.user_cache_dir("pxlang")
+            self._cache_dir = os.path.join(root, "frames")
+        return self._cache_dir
+
+    def _cached_path(self, i: int) -> str | None:
+        if self.parent is None:
+            return None
+        parent_id = self.parent._frame_identity(i)
+        digest = hashlib.sha256(f"{parent_id}|{self.op_key}".encode()).hexdigest()[:16]
+        stem = os.path.basename(self.name(i)).split(".")[0] or f"frame{i + 1}"
+        return os.path.join(self.cache_dir, f"{stem}_{digest}.fits")
+
+    def _frame_identity(self, i: int) -> str:
+        f = self.frames[i]
+        if self.parent is not None:
+            return self._cached_path(i) or ""
+        if f.path is not None:
+            st = os.stat(f.path)
+            return f"{os.path.abspath(f.path)}:{st.st_size}:{st.st_mtime_ns}"
+        return hashlib.sha256(np.ascontiguousarray(f.data).tobytes()).hexdigest()
+
+    def materialize_frame(self, i: int) -> str:
+        """Write derived frame i to the cache (once) and return its path."""
+        path = self._cached_path(i)
+        if path is None:
+            raise ValueError("only derived frame sets are materialised")
+        if not os.path.exists(path):
+            img = self.read(i)
+            io.save(img, path, header=img.header)
+        return path
+
+    def materialize(self, output: str | None = None) -> FrameSet:
+        """Evaluate every derived frame; return a plain set over the files written.
+
+        ``output``: a folder to write into (input names with PixInsight's suffixes, _c for
+        calibrated, _cc for cosmetic); default the cache folder.
+        """
+        if self.parent is None:
+            return self
+        paths = []
+        if output is not None:
+            os.makedirs(output, exist_ok=True)
+        for i in range(len(self)):
+            if output is None:
+                paths.append(self.materialize_frame(i))
+                continue
+            stem = os.path.basename(self.name(i)).split(".")[0] or f"frame{i + 1}"
+            suffix = _SUFFIXES.get(self.op_name, f"_{self.op_name}" if self.op_name else "")
+            path = os.path.join(output, f"{stem}{suffix}.fits")
+            img = self.read(i)
+            io.save(img, path, header=img.header)
+            paths.append(path)
+        out = FrameSet([Frame(p) for p in paths], source=output or self.source)
+        for f, g in zip(out.frames, self.frames):
+            f.meta = dict(g.meta)
+        return out
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    dims = f"{shape[-1]}x{shape[-2]}"
+    return dims + (" colour" if len(shape) == 3 else "")
+
+
+def _copy_float_rows(path: str, r0: int, r1: int, out: np.ndarray) -> bool:
+    """Fast path for plain float32/64 FITS: copy (and byte-swap) a band straight into ``out``."""
+    if io.format_of(path) != "fits":
+        return False
+    layout = io._fits_layout(path)
+    if (
+        layout.offset is None
+        or layout.dtype.kind != "f"
+        or layout.bzero != 0
+        or layout.bscale != 1
+        or len(layout.file_shape) != 2
+    ):
+        return False
+    mm = np.memmap(
+        path, dtype=layout.dtype, mode="r", offset=layout.offset, shape=layout.file_shape
+    )
+    np.copyto(out, mm[r0:r1], casting="unsafe")
+    del mm
+    return True
+
+
+# ---------------------------------------------------------------------------- files()
+
+
+def _expand(pattern: str) -> tuple[list[str], str]:
+    """Image files for a glob pattern or a folder (searched recursively)."""
+    if os.path.isdir(pattern):
+        found = []
+        for root, dirs, names in os.walk(pattern):
+            # hidden folders (.pxlang-cache of derived frames, .git...) are not frames
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for n in sorted(names):
+                if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith("."):
+                    found.append(os.path.join(root, n))
+        return found, "folder"
+    matches = sorted(glob.glob(pattern, recursive=True))
+    return [m for m in matches if os.path.isfile(m)], "pattern"
+
+
+def files(pattern: str, *, display: str | None = None, **header_filters: Any) -> FrameSet:
+    """A frame set from a glob pattern or a folder, filtered by header keywords.
+
+    Folders are searched recursively (hidden folders skipped) for FITS (.fits/.fit/.fts,
+    optionally .gz) and XISF.
+    ``IMAGETYP`` filters are tolerant of case and spelling ('Bias', 'BIAS', 'Bias Frame',
+    'Master Bias' are all 'bias'); other keywords compare case-insensitively (numbers
+    numerically). A list value matches any of its items. Frames are sorted by DATE-OBS.
+    Raises ``PxIOError`` naming the pattern when nothing is found or everything is filtered
+    out (then saying what the folder held). ``display``: the pattern as the user wrote it
+    (relative), for messages.
+    """
+    pattern = os.fspath(pattern)
+    paths, kind = _expand(pattern)
+    shown = display or pattern
+    if not paths:
+        hint = None
+        if kind == "pattern" and not glob.has_magic(pattern) and not os.path.exists(pattern):
+            hint = "no such file or folder; check the name and the folder it is relative to"
+        elif kind == "folder":
+            hint = "a folder is searched for .fits/.fit/.fts/.xisf files"
+        raise PxIOError(f"no image files match '{shown}'", hint=hint)
+    fs = FrameSet.from_paths(paths, source=shown)
+    if not header_filters:
+        return fs
+    kept = fs.filter(**header_filters)
+    if len(kept) == 0:
+        wanted = ", ".join(f"{k}={v!r}" for k, v in header_filters.items())
+        held = []
+        for key in header_filters:
+            values: dict[str, int] = {}
+            for i in range(len(fs)):
+                v = header_value(fs.header(i), key)
+                if key.upper() == "IMAGETYP" and v is not None:
+                    v = normalise_imagetyp(v)
+                label = "(missing)" if v is None else str(v).strip()
+                values[label] = values.get(label, 0) + 1
+            held.append(f"{key}: " + ", ".join(f"{k} ({n})" for k, n in sorted(values.items())))
+        raise PxIOError(
+            f"no frames in '{shown}' have {wanted}; its {len(fs)} frames have " + "; ".join(held),
+            hint="check the keyword value, or drop the filter",
+        )
+    return kept

@@ -1,0 +1,217 @@
+"""Calibration against known truth: frames built from a bias, dark current, flat and sky."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.io.fits import Header
+
+from pxlang.image.frameset import FrameSet
+from pxlang.image.store import Image
+from pxlang.process import calibration as cal
+from pxlang.process import integration as ig
+
+H, W = 64, 72
+NOISE = 0.002
+
+
+def hdr(**kw):
+    h = Header()
+    for k, v in kw.items():
+        h[k.replace("_", "-")] = v
+    return h
+
+
+def truth(seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:H, 0:W]
+    bias = 0.05 + 0.002 * rng.standard_normal(W)[None, :] + np.zeros((H, W))
+    current = np.full((H, W), 2e-5)  # per second
+    hot = rng.integers(0, H * W, 20)
+    current.flat[hot] = 2e-3
+    r2 = ((yy - H / 2) ** 2 + (xx - W / 2) ** 2) / (H / 2) ** 2
+    flat = 1.0 - 0.3 * r2
+    flat[10:14, 20:24] *= 0.8  # a dust mote
+    sky = 0.1 + 0.02 * xx / W
+    return [a.astype(np.float32) for a in (bias, current, flat, sky)]
+
+
+def frames_of(data, **keywords):
+    return FrameSet.from_arrays(list(data), headers=[hdr(**keywords) for _ in data])
+
+
+def test_sky_comes_back_within_the_noise(tmp_path):
+    bias, current, flat, sky = truth()
+    rng = np.random.default_rng(1)
+
+    def noisy(x, n):
+        return (x[None] + rng.normal(0, NOISE, (n, H, W))).astype(np.float32)
+
+    biases = noisy(bias, 30)
+    darks = noisy(bias + 300 * current, 20)  # raw darks: they contain the bias
+    flats = noisy(bias + 0.5 * flat, 20)
+    lights = noisy(bias + 120 * current + sky * flat, 4)
+    master_bias = ig.integrate(frames_of(biases, IMAGETYP="Bias"))
+    master_dark = ig.integrate(frames_of(darks, IMAGETYP="Dark", EXPTIME=300.0))
+    assert cal.contains_bias(master_dark.header)
+    flat_cal = cal.calibrate(frames_of(flats, IMAGETYP="Flat"), bias=master_bias,
+                             cache_dir=str(tmp_path / "c"))  # fmt: skip
+    master_flat = ig.integrate(flat_cal, normalization="multiplicative")
+    assert master_flat.header["BIASSUB"] is True
+    out = cal.calibrate(
+        frames_of(lights, IMAGETYP="Light", EXPTIME=120.0),
+        bias=master_bias,
+        dark=master_dark,
+        flat=master_flat,
+        cache_dir=str(tmp_path / "c2"),
+    )
+    assert isinstance(out, FrameSet) and len(out) == 4
+    assert len(os.listdir(tmp_path / "c")) == 20  # the flats were streamed from the cache
+    assert not (tmp_path / "c2").exists()  # lazy: nothing computed yet
+    expected = sky * flat.mean()  # the flat is normalised to its mean
+    for i in range(4):
+        img = out.read(i)
+        resid = img.data - expected
+        # noise of one light plus the masters', amplified a little by the flat
+        assert np.std(resid) < 1.6 * NOISE
+        assert abs(np.mean(resid)) < 3 * NOISE / np.sqrt(H * W) + 2e-4
+        assert img.header["CALSTAT"] == "BDF"
+        assert img.header["DARKSCAL"] == pytest.approx(0.4)
+    # hot pixels are gone with the dark: their residuals look like the rest
+    assert np.abs(out.read(0).data - expected).max() < 8 * NOISE
+
+
+def test_dark_scaling_is_exact():
+    bias, current, _, _ = truth()
+    lights = np.stack([bias + t * current for t in (60.0, 120.0, 600.0)])
+    headers = [hdr(EXPTIME=t) for t in (60.0, 120.0, 600.0)]
+    fs = FrameSet.from_arrays(list(lights), headers=headers)
+    dark = Image(bias + 300 * current, hdr(EXPTIME=300.0, IMAGETYP="Master Dark"))
+    out = cal.calibrate(fs, bias=Image(bias, hdr(IMAGETYP="Master Bias")), dark=dark)
+    for i in range(3):
+        np.testing.assert_allclose(out.read(i).data, 0.0, atol=2e-7)
+    # a bias-subtracted dark (BIASSUB) is scaled as it is
+    dark_c = Image(300 * current, hdr(EXPTIME=300.0, BIASSUB=True))
+    out = cal.calibrate(fs, bias=Image(bias, hdr()), dark=dark_c)
+    for i in range(3):
+        np.testing.assert_allclose(out.read(i).data, 0.0, atol=2e-7)
+
+
+def test_bias_is_not_subtracted_twice():
+    bias, current, _, sky = truth()
+    light = bias + 120 * current + sky
+    fs = frames_of([light], EXPTIME=120.0)
+    dark = Image(bias + 120 * current, hdr(EXPTIME=120.0))  # contains the bias
+    for b in (None, Image(bias, hdr())):
+        out = cal.calibrate(fs, bias=b, dark=dark).read(0)
+        np.testing.assert_allclose(out.data, sky, atol=1e-6)
+    # another exposure: the dark must lose its bias to scale, which needs the bias
+    fs2 = frames_of([light], EXPTIME=60.0)
+    with pytest.raises(cal.CalibrationError, match="still contains the bias.*give bias="):
+        cal.calibrate(fs2, dark=dark)
+
+
+def test_dark_optimisation_finds_the_scale():
+    rng = np.random.default_rng(3)
+    dark_signal = rng.gamma(2.0, 0.01, (H, W)).astype(np.float32)  # a strong fixed pattern
+    light = 0.2 + 0.7 * dark_signal + rng.normal(0, 0.0005, (H, W)).astype(np.float32)
+    fs = frames_of([light], EXPTIME=100.0)
+    dark = Image(dark_signal, hdr(EXPTIME=100.0, BIASSUB=True))
+    out = cal.calibrate(fs, dark=dark, dark_optimize=True).read(0)
+    assert out.header["DARKSCAL"] == pytest.approx(0.7, abs=0.02)
+    plain = cal.calibrate(fs, dark=dark).read(0)
+    assert plain.header["DARKSCAL"] == 1.0
+
+
+def test_cfa_flat_is_normalised_per_colour():
+    flat = np.empty((8, 8), np.float32)
+    flat[0::2, 0::2] = 0.6  # R of RGGB
+    flat[0::2, 1::2] = 0.9  # G
+    flat[1::2, 0::2] = 0.9  # G
+    flat[1::2, 1::2] = 0.3  # B
+    flat[2, 2] = 0.5  # a darker R site
+    n = cal.normalise_flat(flat, "RGGB")
+    r = n[0::2, 0::2]
+    assert r.mean() == pytest.approx(1.0) and n[1::2, 1::2].mean() == pytest.approx(1.0)
+    assert n[0::2, 1::2].mean() == pytest.approx(1.0)
+    assert n[2, 2] < 1.0
+    mono = cal.normalise_flat(flat)
+    assert mono.mean() == pytest.approx(1.0)
+
+
+def test_bad_masters_are_refused(tmp_path):
+    bias, current, flat, sky = truth()
+    fs = frames_of([sky], EXPTIME=60.0)
+    small = Image(np.zeros((10, 10), np.float32), hdr(), path=str(tmp_path / "small.fits"))
+    with pytest.raises(cal.CalibrationError, match=r"small\.fits' is 10x10 but the frames"):
+        cal.calibrate(fs, dark=small)
+    osc = Image(flat, hdr(BAYERPAT="RGGB"), path=str(tmp_path / "oscflat.fits"))
+    with pytest.raises(cal.CalibrationError, match=r"oscflat\.fits' is a colour .*mono"):
+        cal.calibrate(fs, flat=osc)
+    nan = Image(np.full((H, W), np.nan, np.float32), hdr(), path="nan.fits")
+    with pytest.raises(cal.CalibrationError, match="nan.fits' holds no data"):
+        cal.calibrate(fs, bias=nan)
+    warnings = []
+    cold_dark = Image(
+        current * 60, hdr(EXPTIME=60.0, CCD_TEMP=-10.0, GAIN=100, BIASSUB=True), path="d.fits"
+    )
+    warm = FrameSet.from_arrays([sky], headers=[hdr(EXPTIME=60.0, CCD_TEMP=2.0, GAIN=120)])
+    cal.calibrate(warm, bias=Image(bias, hdr()), dark=cold_dark, warn=warnings.append)
+    text = " ".join(warnings)
+    assert "GAIN=100 but the frames have GAIN=120" in text
+    assert "-10 C but the frames at 2 C" in text
+
+
+def test_output_is_written_only_when_asked_and_atomically(tmp_path, monkeypatch):
+    bias, _, _, sky = truth()
+    src = tmp_path / "lights"
+    src.mkdir()
+    for i in range(3):
+        fits.PrimaryHDU(sky + bias, header=hdr(EXPTIME=10.0, IMAGETYP="LIGHT")).writeto(
+            src / f"l{i}.fits"
+        )
+    fs = FrameSet.from_paths([str(src / f"l{i}.fits") for i in range(3)])
+    cache = tmp_path / "cache"
+    lazy = cal.calibrate(fs, bias=Image(bias, hdr()), cache_dir=str(cache))
+    assert not cache.exists()  # nothing computed yet
+    np.testing.assert_allclose(lazy.read_rows(1, 5, 9), sky[5:9], atol=1e-6)
+    assert len(os.listdir(cache)) == 1  # only the frame read through bands is cached
+    out_dir = tmp_path / "cal"
+    done = cal.calibrate(fs, bias=Image(bias, hdr()), output=str(out_dir))
+    assert sorted(os.listdir(out_dir)) == ["l0_c.fits", "l1_c.fits", "l2_c.fits"]
+    np.testing.assert_allclose(done.read(2).data, sky, atol=1e-6)
+    # an error part way (here: the third write fails) leaves nothing behind
+    from pxlang.image import io
+
+    real_save = io.save
+    calls = []
+
+    def failing_save(img, path, **kw):
+        calls.append(path)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        return real_save(img, path, **kw)
+
+    monkeypatch.setattr(io, "save", failing_save)
+    bad = tmp_path / "bad"
+    with pytest.raises(OSError, match="disk full"):
+        cal.calibrate(fs, bias=Image(bias, hdr()), output=str(bad))
+    assert len(calls) == 3 and os.listdir(bad) == []
+    # a truncated frame is caught when its header is read, before anything is computed
+    raw = (src / "l2.fits").read_bytes()
+    (src / "l2.fits").write_bytes(raw[: 2880 + 100])
+    with pytest.raises(Exception, match=r"l2\.fits.*truncated"):
+        cal.calibrate(FrameSet.from_paths([str(src / "l2.fits")]), bias=Image(bias, hdr()))
+
+
+def test_colour_flat_is_normalised_per_channel():
+    flat = np.stack([np.full((4, 4), v, np.float32) for v in (0.2, 0.5, 0.8)])
+    flat[1, 0, 0] = 0.25
+    n = cal.normalise_flat(flat)
+    assert n.shape == (3, 4, 4)
+    for c in range(3):
+        assert n[c].mean() == pytest.approx(1.0)
+    assert n[1, 0, 0] < 0.6
