@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no progress output")
     r.add_argument("--scheduler", help="dask.distributed scheduler address")
     r.add_argument("--no-truncate", action="store_true", help="image arithmetic is not clamped")
+    r.add_argument(
+        "--cache",
+        metavar="DIR",
+        help="folder for intermediate frames (default: .pxlang-cache next to the "
+        "script, or in the current folder for stdlib workflows)",
+    )
 
     h = sub.add_parser("help", help="help on built-ins")
     h.add_argument("name", nargs="?")
@@ -343,6 +349,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     }
     if stdlib:  # a stdlib workflow works on the user's folders: paths relative to the cwd
         options["base_dir"] = os.getcwd()
+    if args.cache:
+        options["cache_dir"] = os.path.abspath(args.cache)
     evaluate(text, params=params, path=path, options=options)
     return EXIT_OK
 

@@ -46,6 +46,9 @@ def _frames(value: Any, name: str) -> FrameSet:
     )
 
 
+_DASHED = {"CCD_TEMP", "SET_TEMP", "DATE_OBS"}  # FITS keywords with a '-' in their name
+
+
 @builtin(
     "files",
     category="preprocess",
@@ -53,41 +56,17 @@ def _frames(value: Any, name: str) -> FrameSet:
     siril="convert / link",
     example='files("bias/", IMAGETYP="Bias")',
 )
-def files(
-    ctx: CallContext,
-    pattern: str,
-    *,
-    IMAGETYP: str | None = None,
-    FILTER: str | None = None,
-    EXPTIME: float | None = None,
-    GAIN: float | None = None,
-    OFFSET: float | None = None,
-    XBINNING: int | None = None,
-    INSTRUME: str | None = None,
-    OBJECT: str | None = None,
-) -> FrameSet:
+def files(ctx: CallContext, pattern: str, **header: Any) -> FrameSet:
     """A lazy frame set from a glob pattern or a folder (searched recursively for FITS and
     XISF), sorted by DATE-OBS; only headers are read, pixels when a process needs them.
-    Keywords filter by header: IMAGETYP is tolerant of spelling ('Bias', 'BIAS', 'Bias
-    Frame', 'Master Bias' are all bias; likewise dark, flat, light), other keywords compare
+    Keywords filter by any header keyword: IMAGETYP is tolerant of spelling ('Bias', 'BIAS',
+    'Bias Frame', 'Master Bias' are all bias; likewise dark, flat, light), other keywords
+    (FILTER, EXPTIME, GAIN, OFFSET, XBINNING, CCD-TEMP as CCD_TEMP, …) compare
     case-insensitively and numbers numerically. An empty result is an error saying what the
     folder holds."""
     from ..image.frameset import files as _files
 
-    filters = {
-        k: v
-        for k, v in {
-            "IMAGETYP": IMAGETYP,
-            "FILTER": FILTER,
-            "EXPTIME": EXPTIME,
-            "GAIN": GAIN,
-            "OFFSET": OFFSET,
-            "XBINNING": XBINNING,
-            "INSTRUME": INSTRUME,
-            "OBJECT": OBJECT,
-        }.items()
-        if v is not None
-    }
+    filters = {k.replace("_", "-") if k.upper() in _DASHED else k: v for k, v in header.items()}
     return _files(ctx.resolve_path(pattern), display=pattern, **filters)
 
 

@@ -147,7 +147,9 @@ def builtin(
                     kind=_kind(p.annotation),
                     default=REQUIRED if p.default is inspect.Parameter.empty else p.default,
                     variadic=p.kind is inspect.Parameter.VAR_POSITIONAL,
-                    keyword_only=p.kind is inspect.Parameter.KEYWORD_ONLY,
+                    keyword_only=p.kind
+                    in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.VAR_KEYWORD),
+                    varkw=p.kind is inspect.Parameter.VAR_KEYWORD,
                     annotation=_annotation_text(p.annotation),
                 )
             )
@@ -162,8 +164,13 @@ def builtin(
                     fixed.append(_coerce(value, positional[i], name))
                 elif variadic is not None:
                     fixed.append(_coerce(value, variadic, name))
-            by_name = {p.name: p for p in params}
-            kw = {pyname[k]: _coerce(v, by_name[k], name) for k, v in kwargs.items()}
+            by_name = {p.name: p for p in params if not p.varkw}
+            kw = {
+                pyname[k] if k in by_name else k: _coerce(v, by_name[k], name)
+                if k in by_name
+                else v
+                for k, v in kwargs.items()
+            }
             return func(ctx, *fixed, **kw) if takes_ctx else func(*fixed, **kw)
 
         doc = inspect.getdoc(func) or ""
@@ -191,7 +198,9 @@ def builtin(
 def register(spec: FunctionSpec) -> None:
     for key in (spec.name, *spec.aliases):
         if key in REGISTRY and REGISTRY[key] is not spec:
-            raise RuntimeError(f"built-in name clash: {key} ({REGISTRY[key].category} and {spec.category})")
+            raise RuntimeError(
+                f"built-in name clash: {key} ({REGISTRY[key].category} and {spec.category})"
+            )
         REGISTRY[key] = spec
 
 

@@ -39,7 +39,9 @@ def keyword_values(frames: FrameSet, keyword: str) -> list:
         v = header_value(fs.header(i), keyword)
         if v is None or str(v).strip() == "":
             continue
-        value = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v).strip()
+        value = (
+            float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v).strip()
+        )
         seen.setdefault(str(value).lower(), value)
     return list(seen.values())
 
@@ -53,7 +55,9 @@ def count(items: Any) -> float:
         raise PxTypeError("count(): expects a frame set or a list") from None
 
 
-@builtin("best", category=CAT, example='best(select(measure(files("lights/")), approve="FWHM < 10"))')
+@builtin(
+    "best", category=CAT, example='best(select(measure(files("lights/")), approve="FWHM < 10"))'
+)
 def best(frames: FrameSet) -> Image:
     """The best frame of a selection (highest weight; the registration reference) as an image."""
     fs = _frames(frames, "best")
@@ -104,11 +108,17 @@ def _filter_of(header: Any) -> str:
     return str(header_value(header, "FILTER") or "none").strip() or "none"
 
 
-@builtin("report", category=CAT,
-         example='report("out", measured=[measure(files("lights/"))])')
-def report(ctx: CallContext, output: str, measured: Any = None, selected: Any = None,
-           masters: Any = None, reference: Any = None, approve: str | None = None,
-           weight: str | None = None) -> str:
+@builtin("report", category=CAT, example='report("out", measured=[measure(files("lights/"))])')
+def report(
+    ctx: CallContext,
+    output: str,
+    measured: Any = None,
+    selected: Any = None,
+    masters: Any = None,
+    reference: Any = None,
+    approve: str | None = None,
+    weight: str | None = None,
+) -> str:
     """Write OUTPUT/report.json and OUTPUT/report/*.png: per frame its filter, measured
     properties (FWHM, Eccentricity, SNRWeight…), approved or why not, and weight; per master
     (file paths or images) its frame count, rejection percentages and noise; plots of the
@@ -133,13 +143,29 @@ def report(ctx: CallContext, output: str, measured: Any = None, selected: Any = 
             name = fs.name(i)
             v = chosen.get(name, {})
             approved = v.get("approved", name in chosen and "weight" in v)
-            props = {k: f.meta.get("measure", {}).get(k) for k in (
-                "FWHM", "Eccentricity", "SNRWeight", "Noise", "Stars", "Median", "PSFSignalWeight")}
-            frames.append({"path": name, "filter": _filter_of(fs.header(i)),
-                           "date": str(header_value(fs.header(i), "DATE-OBS") or "") or None,
-                           "approved": bool(approved),
-                           "reason": None if approved else (v.get("reason") or "not approved"),
-                           "weight": v.get("weight"), "properties": props})
+            props = {
+                k: f.meta.get("measure", {}).get(k)
+                for k in (
+                    "FWHM",
+                    "Eccentricity",
+                    "SNRWeight",
+                    "Noise",
+                    "Stars",
+                    "Median",
+                    "PSFSignalWeight",
+                )
+            }
+            frames.append(
+                {
+                    "path": name,
+                    "filter": _filter_of(fs.header(i)),
+                    "date": str(header_value(fs.header(i), "DATE-OBS") or "") or None,
+                    "approved": bool(approved),
+                    "reason": None if approved else (v.get("reason") or "not approved"),
+                    "weight": v.get("weight"),
+                    "properties": props,
+                }
+            )
             if v.get("best") and ref_path is None:
                 ref_path = name
     if frames and not all(fr["date"] for fr in frames):
@@ -149,21 +175,27 @@ def report(ctx: CallContext, output: str, measured: Any = None, selected: Any = 
     for m in _as_list(masters):
         img = m if isinstance(m, Image) else io.load(ctx.resolve_path(str(m)))
         h = img.header
-        name = os.path.splitext(os.path.basename(img.path or str(m)))[0] if not isinstance(m, Image) \
+        name = (
+            os.path.splitext(os.path.basename(img.path or str(m)))[0]
+            if not isinstance(m, Image)
             else (img.name or "master")
+        )
         lo, hi = header_value(h, "REJLOPCT"), header_value(h, "REJHIPCT")
-        rows.append({
-            "name": name,
-            "kind": str(header_value(h, "IMAGETYP") or "master"),
-            "path": img.path or str(m),
-            "frames": header_value(h, "NCOMBINE"),
-            "rejection": None if lo is None else {"low": float(lo), "high": float(hi or 0)},
-            "noise": header_value(h, "NOISEEST"),
-            "image": img.data,
-        })
+        rows.append(
+            {
+                "name": name,
+                "kind": str(header_value(h, "IMAGETYP") or "master"),
+                "path": img.path or str(m),
+                "frames": header_value(h, "NCOMBINE"),
+                "rejection": None if lo is None else {"low": float(lo), "high": float(hi or 0)},
+                "noise": header_value(h, "NOISEEST"),
+                "image": img.data,
+            }
+        )
     try:
-        paths = write_report(out_dir, frames=frames, masters=rows, reference=ref_path,
-                             approve=approve, weight=weight)
+        paths = write_report(
+            out_dir, frames=frames, masters=rows, reference=ref_path, approve=approve, weight=weight
+        )
     except OSError as e:
         from ..lang.errors import PxIOError
 

@@ -315,7 +315,7 @@ class Checker:
                 span,
             )
             return
-        names = {p.name for p in spec.params if not p.variadic}
+        names = {p.name for p in spec.params if not p.variadic and not p.varkw}
         kw_given = {k.name for k in node.kwargs}
         positional_given = {p.name for p in spec.positional[:n]}
         if hi is not None and n > hi:
@@ -325,7 +325,7 @@ class Checker:
                 f"usage: {spec.signature()}",
             )
         for k in node.kwargs:
-            if k.name not in names:
+            if k.name not in names and spec.varkw is None:
                 hint = None
                 if k.name in scope or (self.images and k.name in self.images):
                     hint = "'=' passes a keyword argument; to compare, use '=='"

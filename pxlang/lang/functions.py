@@ -25,6 +25,7 @@ class Param:
     variadic: bool = False
     keyword_only: bool = False
     annotation: str = ""
+    varkw: bool = False  # **name: any further keyword (e.g. header keywords of files())
 
     @property
     def required(self) -> bool:
@@ -61,11 +62,17 @@ class FunctionSpec:
 
     @property
     def positional(self) -> tuple[Param, ...]:
-        return tuple(p for p in self.params if not p.keyword_only and not p.variadic)
+        return tuple(
+            p for p in self.params if not p.keyword_only and not p.variadic and not p.varkw
+        )
 
     @property
     def variadic(self) -> Param | None:
         return next((p for p in self.params if p.variadic), None)
+
+    @property
+    def varkw(self) -> Param | None:
+        return next((p for p in self.params if p.varkw), None)
 
     def min_args(self) -> int:
         return sum(1 for p in self.positional if p.required)
@@ -76,8 +83,8 @@ class FunctionSpec:
     def signature(self) -> str:
         parts = []
         for p in self.params:
-            s = ("*" if p.variadic else "") + p.name
-            if p.default is not REQUIRED and not p.variadic:
+            s = ("*" if p.variadic else "**" if p.varkw else "") + p.name
+            if p.default is not REQUIRED and not p.variadic and not p.varkw:
                 s += (
                     "=" + repr(p.default) if not isinstance(p.default, float) else f"={p.default:g}"
                 )

@@ -22,7 +22,7 @@ def run_demo(folder: str, *, quiet: bool = False, seed: int = 0) -> int:
         say(f"making a synthetic night in {raw} …")
         truth = make_night(raw, seed=seed)
         truth.to_json(root / "truth.json")  # ground truth, kept out of the raw folder
-    options = {"quiet": quiet, "base_dir": os.getcwd()}
+    options = {"quiet": quiet, "base_dir": os.getcwd(), "cache_dir": str(root / "cache")}
     for name, params in (
         ("preprocess", {"input": str(raw), "output": str(out)}),
         ("combine", {"input": str(out), "palette": "HOO"}),
