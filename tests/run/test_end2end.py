@@ -1,0 +1,114 @@
+"""The main job end to end on a synthetic night, scored against the generator's truth:
+`preprocess` then `combine`, as `pxlang demo` runs them."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+import pxlang
+from pxlang.api import stdlib_dir
+from pxlang.synthetic import Truth, make_night
+
+
+def _sha(paths):
+    return {p: hashlib.sha1(Path(p).read_bytes()).hexdigest() for p in paths}
+
+
+@pytest.fixture(scope="module")
+def night(tmp_path_factory):
+    root = tmp_path_factory.mktemp("night")
+    truth = make_night(root / "raw", size=(192, 256), lights_per_filter=8, seed=3)
+    raw_files = sorted(str(p) for p in (root / "raw").glob("*.fits"))
+    before = _sha(raw_files)
+    opts = {"quiet": True, "cache_dir": str(root / "cache")}
+    for name, params in (("preprocess", {"input": str(root / "raw"), "output": str(root / "out")}),
+                         ("combine", {"input": str(root / "out"), "palette": "HOO"})):
+        script = stdlib_dir() / f"{name}.px"
+        pxlang.evaluate(script.read_text(), params=params, path=str(script), options=opts)
+    return root, truth, raw_files, before
+
+
+def test_outputs_exist(night):
+    root, truth, *_ = night
+    out = root / "out"
+    for name in ("Ha.fits", "OIII.fits", "colour_HOO.fits", "colour_HOO.png", "report.json",
+                 "masters/bias.fits", "masters/superbias.fits", "masters/dark.fits",
+                 "masters/flat_Ha.fits", "masters/flat_OIII.fits",
+                 "report/subframes_Ha.png", "report/master_Ha.png"):
+        assert (out / name).is_file(), name
+    assert fits.getdata(out / "colour_HOO.fits").shape == (3, 192, 256)
+
+
+def test_inputs_unchanged(night):
+    _, _, raw_files, before = night
+    assert _sha(raw_files) == before
+
+
+def test_provenance_in_headers(night):
+    root, *_ = night
+    h = fits.getheader(root / "out" / "Ha.fits")
+    assert h["PXVERSN"] == pxlang.__version__
+    hist = "\n".join(str(x) for x in h["HISTORY"])
+    assert "preprocess.px" in hist and "ImageIntegration" in hist
+
+
+def test_bad_frames_rejected_with_reasons(night):
+    root, truth, *_ = night
+    report = json.loads((root / "out" / "report.json").read_text())
+    verdict = {Path(f["path"]).name: f["approved"] for f in report["frames"]}
+    for light in truth.lights:
+        assert verdict[Path(light.path).name] == (not light.bad), light.path
+
+
+def _score(root, truth, group):
+    report = json.loads((root / "out" / "report.json").read_text())
+    ref = next(lt for lt in truth.lights if Path(lt.path).name == Path(report["reference"]).name)
+    lt = copy.copy(ref)
+    lt.group, lt.transparency, lt.extra_background = group, 1.0, 0.0
+    lt.cloudy = lt.trailed = False
+    lt.ellipticity = 0.0
+    expected = truth.expected_light(lt, stars=True)
+    no_stars = truth.expected_light(lt, stars=False)
+    master = fits.getdata(root / "out" / f"{group}.fits").astype(np.float64)
+    clean = (expected - no_stars) < 2e-5
+    clean[:12], clean[-12:], clean[:, :12], clean[:, -12:] = False, False, False, False
+    resid = (master - expected)[clean]
+    off = np.median(resid)
+    noise = 1.4826 * np.median(np.abs(resid - off))
+    return master, expected, noise, off
+
+
+@pytest.mark.parametrize("group", ["Ha", "OIII"])
+def test_master_noise_near_ideal_stack(night, group):
+    root, truth, *_ = night
+    _, _, noise, off = _score(root, truth, group)
+    ideal = truth.stack_noise(group)
+    assert abs(noise / ideal - 1) < 0.10, (noise, ideal)
+    assert abs(off) < 0.5 * noise  # no level offset against the truth
+
+
+def test_masters_of_both_filters_are_aligned(night):
+    import sep
+
+    root, *_ = night
+    pos = []
+    for g in ("Ha", "OIII"):
+        data = fits.getdata(root / "out" / f"{g}.fits").astype(np.float64)
+        bkg = sep.Background(data)
+        objs = sep.extract(data - bkg, 20, err=bkg.globalrms)
+        objs = objs[(objs["flag"] == 0) & (objs["peak"] < 0.5)]
+        pos.append(np.c_[objs["x"], objs["y"]])
+    a, b = pos
+    d = np.hypot(a[:, None, 0] - b[None, :, 0], a[:, None, 1] - b[None, :, 1])
+    j = d.argmin(axis=1)
+    close = d[np.arange(len(a)), j] < 1.0
+    assert close.sum() >= 10
+    shift = a[close] - b[j[close]]
+    assert np.all(np.abs(np.median(shift, axis=0)) < 0.1), np.median(shift, axis=0)
