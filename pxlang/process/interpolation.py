@@ -1,0 +1,204 @@
+"""Lanczos-3 resampling with clamping (numba), for registration.
+
+Lanczos-3 keeps stars sharp but its negative lobes ring (dark halos) next to bright, compact
+sources. Clamping limits the filter's negative part only where it matters: the positive and
+negative contributions are summed separately, and when their ratio exceeds a threshold the
+negative part is attenuated smoothly (fully removed when it would dominate). This is the
+mechanism PixInsight documents for its Lanczos interpolation (threshold 0.3 by default).
+
+The weights come from a table every 1/4096 pixel, interpolated linearly (error < 1e-7):
+about 130 ms for a 2048² frame on two cores, against three times that evaluating the sines.
+
+Coordinates: 0-based pixel centres, ``x`` = column, ``y`` = row. A source coordinate outside
+[-0.5, W-0.5] × [-0.5, H-0.5] gives ``fill``; kernel taps beyond the border repeat the edge.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+DEFAULT_CLAMP = 0.3
+_LUT_RES = 4096  # weights tabulated every 1/4096 px, linearly interpolated (error < 1e-7)
+
+
+def _lanczos3(t: np.ndarray) -> np.ndarray:
+    t = np.asarray(t, np.float64)
+    out = np.ones_like(t)
+    nz = t != 0
+    tt = t[nz]
+    out[nz] = 3.0 * np.sin(np.pi * tt) * np.sin(np.pi * tt / 3.0) / (np.pi * tt) ** 2
+    out[np.abs(t) >= 3] = 0.0
+    return out
+
+
+# LUT[i, k]: weight of tap k (offset k-2) for the fractional position i / _LUT_RES
+_LUT = _lanczos3((np.arange(6)[None, :] - 2) - (np.arange(_LUT_RES + 1)[:, None] / _LUT_RES))
+
+
+@numba.njit(cache=True, inline="always")
+def _lut_weights(d: float, lut: np.ndarray, w: np.ndarray) -> None:
+    """Tabulated weights (three times faster than evaluating the sines)."""
+    t = d * _LUT_RES
+    i = int(t)
+    f = t - i
+    if i >= _LUT_RES:
+        i = _LUT_RES - 1
+        f = 1.0
+    for k in range(6):
+        w[k] = lut[i, k] + (lut[i + 1, k] - lut[i, k]) * f
+
+
+@numba.njit(cache=True, inline="always")
+def _sample(data, x, y, th, wx, wy, fill, lut):
+    h, w = data.shape
+    if not (x >= -0.5 and x <= w - 0.5 and y >= -0.5 and y <= h - 0.5):
+        return fill
+    x0 = int(math.floor(x))
+    y0 = int(math.floor(y))
+    _lut_weights(x - x0, lut, wx)
+    _lut_weights(y - y0, lut, wy)
+    sp = 0.0
+    sn = 0.0
+    wp = 0.0
+    wn = 0.0
+    for i in range(6):
+        yy = min(max(y0 + i - 2, 0), h - 1)
+        ly = wy[i]
+        if ly == 0.0:
+            continue
+        for j in range(6):
+            lw = wx[j] * ly
+            if lw == 0.0:
+                continue
+            xx = min(max(x0 + j - 2, 0), w - 1)
+            s = data[yy, xx] * lw
+            if s < 0.0:
+                sn -= s
+                wn -= lw
+            else:
+                sp += s
+                wp += lw
+    if th >= 0.0:
+        if sp == 0.0:
+            return 0.0
+        r = sn / sp
+        if r >= 1.0:
+            return sp / wp if wp != 0.0 else 0.0
+        if r > th:
+            r = (r - th) / (1.0 - th)
+            c = 1.0 - r * r
+            sn *= c
+            wn *= c
+    den = wp - wn
+    return (sp - sn) / den if den != 0.0 else 0.0
+
+
+@numba.njit(cache=True, parallel=True, nogil=True)
+def _warp_matrix(data, m, out_h, out_w, th, fill, lut):
+    out = np.empty((out_h, out_w), np.float32)
+    for r in numba.prange(out_h):
+        wx = np.empty(6)
+        wy = np.empty(6)
+        for c in range(out_w):
+            den = m[2, 0] * c + m[2, 1] * r + m[2, 2]
+            x = (m[0, 0] * c + m[0, 1] * r + m[0, 2]) / den
+            y = (m[1, 0] * c + m[1, 1] * r + m[1, 2]) / den
+            out[r, c] = _sample(data, x, y, th, wx, wy, fill, lut)
+    return out
+
+
+@numba.njit(cache=True, parallel=True, nogil=True)
+def _warp_coords(data, xs, ys, th, fill, lut):
+    out_h, out_w = xs.shape
+    out = np.empty((out_h, out_w), np.float32)
+    for r in numba.prange(out_h):
+        wx = np.empty(6)
+        wy = np.empty(6)
+        for c in range(out_w):
+            out[r, c] = _sample(data, xs[r, c], ys[r, c], th, wx, wy, fill, lut)
+    return out
+
+
+def _channels(data: np.ndarray) -> tuple[np.ndarray, bool]:
+    arr = np.asarray(data, dtype=np.float32)
+    if arr.ndim == 2:
+        return arr[None], False
+    if arr.ndim == 3 and arr.shape[0] == 3:
+        return arr, True
+    raise ValueError(f"image must be (H, W) or (3, H, W); got shape {arr.shape}")
+
+
+def warp(
+    data: np.ndarray,
+    matrix: np.ndarray | None = None,
+    coords: tuple[np.ndarray, np.ndarray] | None = None,
+    out_shape: tuple[int, int] | None = None,
+    clamp: float | None = DEFAULT_CLAMP,
+    fill: float = 0.0,
+) -> np.ndarray:
+    """Resample ``data`` with Lanczos-3.
+
+    Parameters
+    ----------
+    data : (H, W) or (3, H, W) float array.
+    matrix : 3×3 homogeneous matrix taking *output* pixel (x, y, 1) to *input* coordinates
+        (affine when the last row is [0, 0, 1]).
+    coords : instead of ``matrix``, the input coordinates ``(xs, ys)`` of every output pixel,
+        two (H', W') arrays (used for thin-plate-spline transforms).
+    out_shape : (H', W') of the output; default the input's (ignored with ``coords``).
+    clamp : clamping threshold in [0, 1] (lower = stronger deringing); None disables it.
+    fill : value of output pixels whose source lies outside the input.
+
+    Returns
+    -------
+    float32 array, (H', W') or (3, H', W').
+    """
+    chans, colour = _channels(data)
+    th = -1.0 if clamp is None else float(clamp)
+    if clamp is not None and not 0.0 <= th <= 1.0:
+        raise ValueError(f"clamp must be in [0, 1] or None; got {clamp}")
+    if (matrix is None) == (coords is None):
+        raise ValueError("give exactly one of matrix= or coords=")
+    outs = []
+    if matrix is not None:
+        m = np.asarray(matrix, dtype=np.float64)
+        if m.shape != (3, 3):
+            raise ValueError(f"matrix must be 3x3; got shape {m.shape}")
+        oh, ow = out_shape if out_shape is not None else chans.shape[1:]
+        for ch in chans:
+            outs.append(_warp_matrix(np.ascontiguousarray(ch), m, int(oh), int(ow), th, fill, _LUT))
+    else:
+        xs = np.ascontiguousarray(coords[0], dtype=np.float64)
+        ys = np.ascontiguousarray(coords[1], dtype=np.float64)
+        if xs.shape != ys.shape or xs.ndim != 2:
+            raise ValueError(f"coords must be two equal 2-D arrays; got {xs.shape}, {ys.shape}")
+        for ch in chans:
+            outs.append(_warp_coords(np.ascontiguousarray(ch), xs, ys, th, fill, _LUT))
+    return np.stack(outs) if colour else outs[0]
+
+
+def lanczos3_reference(data: np.ndarray, x: float, y: float) -> float:
+    """Plain, slow Lanczos-3 value at one point (no clamping, weights normalised to sum 1)
+    — a test oracle."""
+    h, w = data.shape
+    x0, y0 = math.floor(x), math.floor(y)
+    total = 0.0
+    wsum = 0.0
+    for i in range(y0 - 2, y0 + 4):
+        for j in range(x0 - 2, x0 + 4):
+            tx, ty = x - j, y - i
+
+            def lz(t: float) -> float:
+                if t == 0:
+                    return 1.0
+                if abs(t) >= 3:
+                    return 0.0
+                return 3 * math.sin(math.pi * t) * math.sin(math.pi * t / 3) / (math.pi * t) ** 2
+
+            v = data[min(max(i, 0), h - 1), min(max(j, 0), w - 1)]
+            total += v * lz(tx) * lz(ty)
+            wsum += lz(tx) * lz(ty)
+    return total / wsum

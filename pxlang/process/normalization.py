@@ -1,0 +1,194 @@
+"""Local normalization (after PixInsight's LocalNormalization): match each frame's background
+and signal scale to a reference, frame by frame, so that integration sees no gradients or
+level differences.
+
+Model, for a registered frame ``f`` and reference ``r``::
+
+    f' = a · f + O(x, y)
+
+``a`` is the signal scale (transparency, exposure), from relative photometry of the same
+stars in both images (median flux ratio, local-annulus background); with too few stars it
+falls back to the ratio of robust dispersions above the background. ``O`` is the smooth
+background model, at the normalization ``scale`` (pixels), of the difference image
+``r − a·f``: stars and nebulae cancel in it, leaving the gradients and level differences,
+which a sigma-clipped mesh of ``scale``-sized cells, median-filtered and interpolated by
+bicubic splines (SEP's background), models without following the noise. PixInsight also
+lets the scale vary across the field; here the scale is global and the offset is local —
+enough to remove gradients and transparency changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class NormalizationModel:
+    """``apply(f) = scale · f + offset(x, y)``.
+
+    The offset is smooth by construction, so it is kept on a grid every ``step`` pixels
+    (``grid``, covering the (H, W) frame ``shape``) and interpolated bilinearly on use: a
+    frame's model stays small (256 KB for 2048² at scale 128) however many frames there are.
+    """
+
+    scale: float
+    grid: np.ndarray
+    step: int
+    shape: tuple[int, int]
+    stars_used: int = 0
+
+    @property
+    def offset(self) -> np.ndarray:
+        """The full (H, W) offset map."""
+        return self.offset_rows(0, self.shape[0])
+
+    def offset_at(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Offset at arbitrary (x, y) positions of the frame (clamped at the borders)."""
+        from scipy.ndimage import map_coordinates
+
+        coords = [np.asarray(y, np.float64) / self.step, np.asarray(x, np.float64) / self.step]
+        return map_coordinates(self.grid, coords, order=1, mode="nearest").astype(np.float32)
+
+    def offset_rows(self, r0: int, r1: int) -> np.ndarray:
+        """Offset over rows ``r0:r1`` (all columns)."""
+        gy = np.arange(r0, r1, dtype=np.float64) / self.step
+        gx = np.arange(self.shape[1], dtype=np.float64) / self.step
+        ny, nx = self.grid.shape
+        # separable bilinear: rows first, then columns
+        y0 = np.clip(np.floor(gy).astype(int), 0, ny - 1)
+        y1 = np.clip(y0 + 1, 0, ny - 1)
+        fy = np.clip(gy - y0, 0.0, 1.0)[:, None]
+        rows = self.grid[y0] * (1 - fy) + self.grid[y1] * fy
+        x0 = np.clip(np.floor(gx).astype(int), 0, nx - 1)
+        x1 = np.clip(x0 + 1, 0, nx - 1)
+        fx = np.clip(gx - x0, 0.0, 1.0)[None, :]
+        return (rows[:, x0] * (1 - fx) + rows[:, x1] * fx).astype(np.float32)
+
+    def apply(self, data: np.ndarray, r0: int = 0, r1: int | None = None) -> np.ndarray:
+        """Normalize ``data``, or the row band ``r0:r1`` of the frame when ``data`` is a band."""
+        arr = np.asarray(data, np.float32)
+        r1 = r0 + arr.shape[-2] if r1 is None else r1
+        return (self.scale * arr + self.offset_rows(r0, r1)).astype(np.float32)
+
+    def __call__(self, data: np.ndarray, r0: int = 0, r1: int | None = None) -> np.ndarray:
+        return self.apply(data, r0, r1)
+
+
+class ColourNormalization:
+    """Per-channel models for (3, H, W) frames, with the same ``apply`` signature."""
+
+    def __init__(self, models: list[NormalizationModel]):
+        self.models = models
+
+    def apply(self, data: np.ndarray, r0: int = 0, r1: int | None = None) -> np.ndarray:
+        arr = np.asarray(data, np.float32)
+        return np.stack([m.apply(c, r0, r1) for m, c in zip(self.models, arr)])
+
+    def __call__(self, data: np.ndarray, r0: int = 0, r1: int | None = None) -> np.ndarray:
+        return self.apply(data, r0, r1)
+
+
+def _background(data: np.ndarray, scale: int) -> tuple[np.ndarray, float]:
+    from .stars import background
+
+    finite = np.isfinite(data)
+    mask = None if finite.all() else ~finite
+    arr = np.where(finite, data, 0.0).astype(np.float32)
+    back, _, rms = background(arr, mesh=scale, mask=mask)
+    return back, rms
+
+
+def _star_scale(ref_sub: np.ndarray, tgt_sub: np.ndarray, rms: float) -> tuple[float, int]:
+    """Median flux ratio reference/target of stars found in the reference."""
+    import sep
+
+    from .stars import detect
+
+    objs, _, _, _ = detect(ref_sub, threshold=10.0, max_stars=400)
+    if objs.size < 5:
+        return float("nan"), 0
+    h, w = ref_sub.shape
+    r = np.clip(3.0 * np.sqrt(objs["a"] * objs["b"]) * 1.5, 3.0, 15.0)
+    m = 2.5 * r
+    inside = (objs["x"] > m) & (objs["x"] < w - 1 - m) & (objs["y"] > m) & (objs["y"] < h - 1 - m)
+    objs, r = objs[inside], r[inside]
+    if objs.size < 5:
+        return float("nan"), 0
+    # a local annulus removes what the coarse background model leaves around each star
+    ann = (1.5 * r, 2.5 * r)
+    fr, _, _ = sep.sum_circle(np.ascontiguousarray(ref_sub), objs["x"], objs["y"], r, bkgann=ann)
+    ft, _, _ = sep.sum_circle(np.ascontiguousarray(tgt_sub), objs["x"], objs["y"], r, bkgann=ann)
+    ok = (fr > 20 * rms * r) & (ft > 0) & np.isfinite(ft)
+    if ok.sum() < 5:
+        return float("nan"), int(ok.sum())
+    return float(np.median(fr[ok] / ft[ok])), int(ok.sum())
+
+
+def local_normalization(
+    reference: np.ndarray, target: np.ndarray, scale: int = 128
+) -> NormalizationModel:
+    """Compute the model that normalizes ``target`` to ``reference`` (both registered, mono,
+    same shape)."""
+    ref = np.asarray(reference, np.float32)
+    tgt = np.asarray(target, np.float32)
+    if ref.ndim != 2 or tgt.ndim != 2:
+        raise ValueError(
+            f"local normalization works on mono (H, W) images; got {ref.shape} and {tgt.shape}"
+        )
+    if ref.shape != tgt.shape:
+        raise ValueError(
+            f"reference and frame differ in size: {ref.shape[1]}x{ref.shape[0]} vs "
+            f"{tgt.shape[1]}x{tgt.shape[0]} (register the frames first)"
+        )
+    scale = int(scale)
+    if scale < 16:
+        raise ValueError(f"normalization scale must be at least 16 pixels; got {scale}")
+    b_ref, rms_ref = _background(ref, scale)
+    b_tgt, _ = _background(tgt, scale)
+    ref_sub = np.where(np.isfinite(ref), ref - b_ref, 0.0).astype(np.float32)
+    tgt_sub = np.where(np.isfinite(tgt), tgt - b_tgt, 0.0).astype(np.float32)
+    a, used = _star_scale(ref_sub, tgt_sub, rms_ref)
+    if not np.isfinite(a) or a <= 0:
+        # no usable stars: ratio of the dispersions of the signal above the background
+        from scipy.stats import median_abs_deviation
+
+        sr = median_abs_deviation(ref_sub[np.isfinite(ref)], axis=None)
+        st = median_abs_deviation(tgt_sub[np.isfinite(tgt)], axis=None)
+        a = float(sr / st) if st > 0 else 1.0
+    both = np.isfinite(ref) & np.isfinite(tgt)
+    diff = np.where(both, ref - np.float32(a) * tgt, 0.0).astype(np.float32)
+    from .stars import background
+
+    offset, _, _ = background(diff, mesh=scale, mask=None if both.all() else ~both)
+    step = max(1, scale // 16)
+    h, w = offset.shape
+    grid = offset[::step, ::step]
+    # make sure the last row/column is covered (grid spans the whole frame)
+    if (h - 1) % step:
+        grid = np.vstack([grid, offset[-1:, ::step]])
+    if (w - 1) % step:
+        last_col = offset[::step, -1:]
+        if (h - 1) % step:
+            last_col = np.vstack([last_col, offset[-1:, -1:]])
+        grid = np.hstack([grid, last_col])
+    return NormalizationModel(float(a), grid.astype(np.float32), step, (h, w), used)
+
+
+def normalize(
+    reference: np.ndarray, target: np.ndarray, scale: int = 128
+) -> tuple[np.ndarray, NormalizationModel]:
+    """Normalize ``target`` to ``reference``; mono or colour (3, H, W, channel by channel).
+
+    Returns the normalized float32 image and the model (``ColourNormalization`` for colour).
+    """
+    ref = np.asarray(reference, np.float32)
+    tgt = np.asarray(target, np.float32)
+    if ref.shape != tgt.shape:
+        raise ValueError(f"reference {ref.shape} and frame {tgt.shape} differ in shape")
+    if tgt.ndim == 3:
+        col = ColourNormalization([local_normalization(r, t, scale) for r, t in zip(ref, tgt)])
+        return col.apply(tgt), col
+    model = local_normalization(ref, tgt, scale)
+    return model.apply(tgt), model

@@ -1,0 +1,175 @@
+"""Subframe measurement, after PixInsight's SubframeSelector.
+
+Per frame (names as SubframeSelector shows them):
+
+- ``FWHM``, ``Eccentricity``: medians over the fitted stars (Moffat by default); FWHM in
+  arcsec when the pixel scale is known, else pixels (``FWHMPixels`` always in pixels).
+- ``Stars``: stars detected; ``StarsFitted``: stars whose PSF fit converged.
+- ``Median``, ``MeanDeviation`` (mean |x − median|), ``Noise`` (Gaussian noise σ from the
+  first starlet layer, k-sigma clipped: ``noise_mrs``), all in image units (×``gain`` for
+  ``NoiseElectrons`` when the gain is known).
+- ``SNRWeight`` = (MeanDeviation / Noise)², SubframeSelector's classic weight.
+- ``PSFSignalWeight`` — our documented equivalent of PixInsight's PSF signal weight:
+  ``(PSFFlux / Noise)² / 1e6`` where ``PSFFlux`` is the sum of the fitted stars' fluxes
+  (the 1e6 only keeps the numbers readable). It falls with transparency (cloud,
+  haze: less flux, fewer stars) and with noise, and does not reward a brighter sky.
+- ``PSFFlux``, ``PSFSNR`` = PSFFlux / Noise.
+
+``statistics(rows)`` gives SubframeSelector's set statistics: ``<Name>Min``, ``Max``,
+``Median``, ``Mean``, ``Sigma`` for every numeric property.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+PROPERTIES = (
+    "FWHM",
+    "FWHMPixels",
+    "Eccentricity",
+    "Stars",
+    "StarsFitted",
+    "Median",
+    "MeanDeviation",
+    "Noise",
+    "SNRWeight",
+    "PSFFlux",
+    "PSFSNR",
+    "PSFSignalWeight",
+)
+
+MIN_FITTED = 3  # fewer fitted stars than this: FWHM and Eccentricity are unknown (NaN)
+_B3 = np.array([1, 4, 6, 4, 1], np.float32) / 16.0
+_B3_LAYER1 = 0.8907  # σ of the first starlet layer of unit white noise
+
+
+def noise_mrs(data: np.ndarray, iterations: int = 5, k: float = 3.0) -> float:
+    """Gaussian noise σ from the first starlet (B3-spline à trous) layer, k-sigma clipped.
+
+    The first wavelet layer holds pixel-scale structure only: noise, plus stars that the
+    clipping removes. Nebulae and gradients, which inflate a plain background RMS, do not
+    enter it — the idea of PixInsight's multiresolution-support noise estimate.
+    """
+    from scipy.ndimage import convolve1d
+
+    arr = np.asarray(data, np.float32)
+    arr = np.where(np.isfinite(arr), arr, np.nanmedian(arr))
+    smooth = convolve1d(convolve1d(arr, _B3, axis=0, mode="mirror"), _B3, axis=1, mode="mirror")
+    w1 = (arr - smooth).ravel()
+    keep = np.ones(w1.size, bool)
+    sigma = float(np.std(w1))
+    for _ in range(iterations):
+        keep = np.abs(w1) < k * sigma
+        new = float(np.std(w1[keep]))
+        if new == 0 or abs(new - sigma) < 1e-4 * sigma:
+            sigma = new
+            break
+        sigma = new
+    # a clipped Gaussian's σ is smaller by this factor at k = 3
+    return sigma / 0.9866 / _B3_LAYER1
+
+
+def pixel_scale(header: Any) -> float | None:
+    """Arcsec per pixel from XPIXSZ (µm) and FOCALLEN (mm): 206.265 × XPIXSZ / FOCALLEN.
+
+    Falls back to PIXSCALE / SECPIX / SCALE when present; None when nothing is known.
+    """
+    if header is None:
+        return None
+    for key in ("PIXSCALE", "SECPIX", "SCALE"):
+        v = header.get(key)
+        if isinstance(v, (int, float)) and v > 0:
+            return float(v)
+    px = header.get("XPIXSZ") or header.get("PIXSIZE1") or header.get("PIXSIZE")
+    fl = header.get("FOCALLEN")
+    if isinstance(px, (int, float)) and isinstance(fl, (int, float)) and px > 0 and fl > 0:
+        return 206.265 * float(px) / float(fl)
+    return None
+
+
+def camera_gain(header: Any) -> float | None:
+    """Electrons per ADU from EGAIN (preferred) or GAIN; None when absent."""
+    if header is None:
+        return None
+    for key in ("EGAIN", "GAIN"):
+        v = header.get(key)
+        if isinstance(v, (int, float)) and v > 0:
+            return float(v)
+    return None
+
+
+def measure_frame(
+    data: np.ndarray,
+    scale: float | None = None,
+    gain: float | None = None,
+    model: str = "moffat",
+    threshold: float = 5.0,
+    max_fit: int = 300,
+) -> dict[str, float]:
+    """Measure one mono frame (colour frames: pass the luminance or the green channel)."""
+    from .stars import find_stars
+
+    arr = np.asarray(data, np.float32)
+    if arr.ndim != 2:
+        raise ValueError(f"measure works on mono (H, W) frames; got shape {arr.shape}")
+    finite = arr[np.isfinite(arr)]
+    if finite.size == 0:
+        raise ValueError("frame has no finite pixels")
+    table = find_stars(arr, threshold=threshold, model=model, max_fit=max_fit)
+    ok = table.fitted
+    nfit = int(ok.sum())
+    fwhm_px = float(np.median(table.fwhm[ok])) if nfit >= MIN_FITTED else math.nan
+    ecc = float(np.median(table.eccentricity[ok])) if nfit >= MIN_FITTED else math.nan
+    med = float(np.median(finite))
+    meandev = float(np.mean(np.abs(finite - med)))
+    noise = noise_mrs(arr)
+    if not noise > 0:
+        noise = float(table.noise) if table.noise > 0 else float(np.std(finite))
+    psf_flux = float(np.nansum(table.flux[ok])) if nfit else 0.0
+    out = {
+        "FWHM": fwhm_px * scale if scale else fwhm_px,
+        "FWHMPixels": fwhm_px,
+        "Eccentricity": ecc,
+        "Stars": float(len(table)),
+        "StarsFitted": float(nfit),
+        "Median": med,
+        "MeanDeviation": meandev,
+        "Noise": noise,
+        "SNRWeight": (meandev / noise) ** 2 if noise > 0 else math.nan,
+        "PSFFlux": psf_flux,
+        "PSFSNR": psf_flux / noise if noise > 0 else math.nan,
+        "PSFSignalWeight": (psf_flux / noise) ** 2 / 1e6 if noise > 0 else math.nan,
+    }
+    if gain:
+        out["NoiseElectrons"] = noise * gain
+    if scale:
+        out["Scale"] = float(scale)
+    return out
+
+
+def statistics(rows: list[dict[str, float]]) -> dict[str, float]:
+    """Set statistics: for every numeric property P, PMin, PMax, PMedian, PMean, PSigma
+    (NaN values ignored; all NaN gives NaN)."""
+    out: dict[str, float] = {}
+    if not rows:
+        return out
+    names = [k for k, v in rows[0].items() if isinstance(v, (int, float))]
+    for name in names:
+        vals = np.array([r.get(name, math.nan) for r in rows], np.float64)
+        vals = vals[np.isfinite(vals)]
+        if vals.size == 0:
+            stats = dict.fromkeys(("Min", "Max", "Median", "Mean", "Sigma"), math.nan)
+        else:
+            stats = {
+                "Min": float(vals.min()),
+                "Max": float(vals.max()),
+                "Median": float(np.median(vals)),
+                "Mean": float(vals.mean()),
+                "Sigma": float(vals.std()),
+            }
+        for k, v in stats.items():
+            out[name + k] = v
+    return out

@@ -1,0 +1,220 @@
+"""The light-frame built-ins on a synthetic night (with known cloudy and trailed frames)."""
+
+import os
+
+import numpy as np
+import pytest
+
+import pxlang
+from pxlang.builtins import lights as L
+from pxlang.builtins.registry import lookup
+from pxlang.image.frameset import FrameSet, files
+from pxlang.image.store import Image
+from pxlang.lang.errors import PxProcessError
+from pxlang.lang.functions import CallContext
+from pxlang.process.stars import StarTable
+from pxlang.synthetic.night import make_night
+
+
+@pytest.fixture(scope="module")
+def night(tmp_path_factory):
+    d = tmp_path_factory.mktemp("night")
+    truth = make_night(
+        d,
+        size=(256, 256),
+        filters=("Ha",),
+        lights_per_filter=8,
+        n_bias=1,
+        n_darks=1,
+        n_flats=1,
+        meridian_flip=True,
+    )
+    return d, truth
+
+
+def ctx_for(d, warnings):
+    return CallContext(
+        base_dir=str(d), warn=warnings.append, options={"cache_dir": str(d / "cache")}
+    )
+
+
+def lights(d):
+    return files(os.path.join(d, "*.fits"), IMAGETYP="light")
+
+
+def test_measure_select_rejects_cloud_and_trails(night):
+    d, truth = night
+    warns = []
+    ctx = ctx_for(d, warns)
+    measured = L.measure(ctx, lights(d))
+    assert len(measured) == 8
+    m0 = measured.frames[0].meta
+    assert {
+        "FWHM",
+        "Eccentricity",
+        "SNRWeight",
+        "Noise",
+        "Stars",
+        "Median",
+        "PSFSignalWeight",
+    } <= set(m0["measure"])
+    # the headers give 206.265 × 3.76 µm / 530 mm = 1.46 "/px: FWHM is in arcsec
+    assert m0["FWHM"] == pytest.approx(m0["FWHMPixels"] * 206.265 * 3.76 / 530.0)
+    good = L.select(ctx, measured)  # the stock approval: FWHM < 6 && Eccentricity <= 0.7
+    bad = {i for i, lt in enumerate(truth.lights) if lt.bad}
+    assert bad  # the night has a cloudy and a trailed frame
+    names = {os.path.basename(p) for p in good.paths}
+    expected = {os.path.basename(p) for i, p in enumerate(measured.paths) if i not in bad}
+    assert names == expected
+    assert any("2 of 8 frames rejected" in w for w in warns)
+    assert any("Eccentricity <= 0.7" in w and "cloud" in w for w in warns)
+    weights = [f.meta["weight"] for f in good.frames]
+    assert all(w > 0 for w in weights)
+    best = [f.meta["best"] for f in good.frames]
+    assert sum(best) == 1 and best[int(np.argmax(weights))]
+    assert "measure" not in lights(d).frames[0].meta  # inputs untouched
+
+
+def test_select_expressions_and_failures(night):
+    d, _ = night
+    warns = []
+    ctx = ctx_for(d, warns)
+    measured = L.measure(ctx, lights(d))
+    sel = L.select(
+        ctx,
+        measured,
+        approve="Eccentricity < EccentricityMedian + 3*EccentricitySigma",
+        weight="PSFSignalWeight/PSFSignalWeightMax",
+        min_signal=0,
+    )
+    assert all(0 < f.meta["weight"] <= 1 for f in sel.frames)
+    with pytest.raises(PxProcessError, match="no frame approved"):
+        L.select(ctx, measured, approve="FWHM < 0.1")
+    warns.clear()
+    L.select(ctx, measured, approve="Stars >= StarsMax", min_signal=0)
+    assert any("most frames rejected" in w for w in warns)
+    with pytest.raises(PxProcessError, match="approval expression"):
+        L.select(ctx, measured, approve="FWHM <")
+
+
+def test_register_meridian_flip_and_bad_frames(night):
+    d, truth = night
+    warns = []
+    ctx = ctx_for(d, warns)
+    fs = lights(d)
+    blank = Image(np.full(fs.shape, 0.1, np.float32), name="blank")
+    frames = FrameSet.from_arrays([fs.read(i) for i in range(len(fs))] + [blank])
+    reg = L.register(ctx, frames, reference=1)
+    assert len(reg) == 8  # the blank frame left out, by name
+    assert any("1 of 9 frames left out" in w and "frame 9" in w for w in warns)
+    flips = [abs(f.meta["transform"].matrix[0, 0] + 1) < 0.05 for f in reg.frames]
+    assert any(flips) and not all(flips)  # the second half is rotated by 180°
+    # against the truth: frame = R(rotation)·(sky − c) + c + (dx, dy)
+    c = np.array([127.5, 127.5])
+
+    def to_frame(lt, p):
+        t = np.radians(lt.rotation)
+        r = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+        return (p - c) @ r.T + c + [lt.dx, lt.dy]
+
+    sky = np.random.default_rng(0).uniform(40, 216, (50, 2))
+    for j in range(8):
+        tr = reg.frames[j].meta["transform"]
+        err = tr.forward(to_frame(truth.lights[j], sky)) - to_frame(truth.lights[0], sky)
+        assert np.sqrt(np.mean(np.sum(err**2, axis=1))) < 0.1, j
+    assert "StarAlignment" in str(reg.read(1).header["HISTORY"])
+
+
+def test_register_list_of_masters_and_stars(night):
+    d, _ = night
+    ctx = ctx_for(d, [])
+    fs = lights(d)
+    a, b = fs.read(0), fs.read(5)
+    out = L.register(ctx, [a, b], reference=1, model="affine")
+    assert isinstance(out, list) and len(out) == 2 and out[1].shape == a.shape
+    tab = L.stars(ctx, out[1])
+    assert isinstance(tab, StarTable) and len(tab) > 20
+    with pytest.raises(PxProcessError, match="model"):
+        L.register(ctx, [a, b], model="rigid")
+
+
+def test_normalize_feeds_integrate_and_drizzle(night):
+    d, _ = night
+    warns = []
+    ctx = ctx_for(d, warns)
+    good = L.select(ctx, L.measure(ctx, lights(d)))
+    reg = L.register(ctx, good)
+    normed = L.normalize(ctx, reg, scale=64)
+    model = normed.frames[0].meta["normalize"]
+    band = reg.read(0).data[10:20]
+    assert model(band, 10, 20).shape == band.shape
+    from pxlang.builtins.preprocess import integrate
+
+    master = integrate(ctx, normed, normalization="local", weights="meta")
+    assert master.shape == (256, 256)
+    drz = L.drizzle(ctx, normed, scale=2, pixfrac=0.8)
+    assert drz.shape == (512, 512)
+    assert drz.header["DRIZSCAL"] == 2.0 and drz.header["NCOMBINE"] == len(good)
+    # same sky level as the normal integration (surface brightness kept)
+    assert abs(np.median(drz.data) - np.median(master.data)) < 0.1 * np.median(master.data)
+    with pytest.raises(PxProcessError, match="register"):
+        L.drizzle(ctx, lights(d))
+
+
+def test_osc_debayer_and_bayer_drizzle(tmp_path):
+    make_night(
+        tmp_path,
+        size=(128, 128),
+        osc=True,
+        lights_per_filter=4,
+        n_bias=1,
+        n_darks=1,
+        n_flats=1,
+        cloudy=False,
+        trailed=False,
+    )
+    ctx = ctx_for(tmp_path, [])
+    fs = lights(tmp_path)
+    rgb = L.debayer(ctx, fs, method="vng")
+    assert rgb.read(0).shape == (3, 128, 128)
+    assert "BAYERPAT" not in rgb.read(0).header
+    reg = L.register(ctx, fs)  # raw mosaics: stars found on 2×2-binned CFA cells
+    drz = L.drizzle(ctx, reg, scale=1, pixfrac=1.0)
+    assert drz.shape == (3, 128, 128)
+    # the PixInsight way: register the debayered frames, bayer-drizzle the raw ones
+    reg_rgb = L.register(ctx, rgb)
+    assert reg_rgb.read(1).shape == (3, 128, 128)
+    drz2 = L.drizzle(ctx, reg_rgb, scale=1, pixfrac=1.0)
+    assert drz2.shape == (3, 128, 128)
+    assert "BAYERPAT" not in drz2.header
+    assert np.all(np.isfinite(drz2.data))
+    with pytest.raises(PxProcessError, match="BAYERPAT"):
+        L.debayer(ctx, Image(np.zeros((16, 16), np.float32)))
+    with pytest.raises(PxProcessError, match="raw"):
+        L.debayer(ctx, str(tmp_path / "IMG_0001.CR2"))
+
+
+def test_in_the_language(night):
+    d, _ = night
+    script = (
+        f'good = select(measure(files("{d}/*Ha*.fits")),\n'
+        '              approve="FWHM < 6 && Eccentricity <= 0.7")\n'
+        'reg = register(good, model="affine")\n'
+        "drizzle(reg, scale=2)\n"
+    )
+    out = pxlang.evaluate(script, options={"cache_dir": str(d / "cache")})
+    assert out.shape == (512, 512)
+
+
+def test_registry_entries_have_docs_and_examples():
+    for name in (
+        "stars",
+        "measure",
+        "select",
+        "register",
+        "localnormalization",
+        "drizzle",
+        "debayer",
+    ):
+        spec = lookup(name)
+        assert spec is not None and spec.doc and spec.example and spec.category == "lights"

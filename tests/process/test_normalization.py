@@ -1,0 +1,80 @@
+"""Local normalization removes gradients and level/scale differences."""
+
+import numpy as np
+import pytest
+
+from pxlang.process.normalization import local_normalization, normalize
+from pxlang.process.stars import render_stars
+
+S = 320
+SIGMA = 0.003
+
+
+def scene(rng):
+    x, y = rng.uniform(6, S - 6, (2, 250))
+    stars = render_stars((S, S), x, y, 10 ** rng.uniform(-0.5, 0.7, 250), 3.0)
+    yy, xx = np.mgrid[0:S, 0:S] / S
+    nebula = 0.02 * np.exp(-((xx - 0.5) ** 2 + (yy - 0.5) ** 2) / 0.02)  # extended signal
+    return stars + nebula.astype(np.float32), xx, yy
+
+
+def block_means(d, b=32):
+    return d.reshape(S // b, b, S // b, b).mean(axis=(1, 3))
+
+
+def test_gradient_and_levels_removed_within_noise():
+    rng = np.random.default_rng(7)
+    sig, xx, yy = scene(rng)
+    ref = (sig + 0.10 + rng.normal(0, SIGMA, sig.shape)).astype(np.float32)
+    gradient = 0.03 * xx + 0.02 * yy**2  # light pollution, a different sky
+    tgt = (0.7 * sig + 0.05 + gradient + rng.normal(0, SIGMA, sig.shape)).astype(np.float32)
+    out, model = normalize(ref, tgt, scale=64)
+    assert abs(model.scale - 1 / 0.7) / (1 / 0.7) < 0.02  # transparency recovered from stars
+    assert model.stars_used > 50
+    before = block_means(tgt - ref)
+    after = block_means(out - ref)
+    noise_per_block = np.std(out - ref) / 32  # the noise of a 32×32 block mean
+    assert np.sqrt(np.mean(before**2)) > 100 * noise_per_block
+    # what is left is of the order of the noise (background-model error included)
+    assert np.sqrt(np.mean(after**2)) < 3 * noise_per_block
+    # no residual slope across the field
+    assert abs(after[:, -1].mean() - after[:, 0].mean()) < 3 * noise_per_block
+
+
+def test_identical_frames_unchanged_and_band_apply():
+    rng = np.random.default_rng(8)
+    sig, _, _ = scene(rng)
+    ref = (sig + 0.1 + rng.normal(0, SIGMA, sig.shape)).astype(np.float32)
+    model = local_normalization(ref, ref, scale=64)
+    assert abs(model.scale - 1) < 1e-3
+    assert np.allclose(model.apply(ref), ref, atol=1e-5)
+    band = model(ref[100:150], 100, 150)  # row bands for streamed integration
+    assert np.allclose(band, model.apply(ref)[100:150])
+    # the compact offset grid reproduces the map it was sampled from, anywhere
+    full = model.offset
+    assert full.shape == (S, S)
+    assert np.allclose(
+        model.offset_at(np.array([0.0, 317.0, 123.5]), np.array([319.0, 0.0, 77.25])),
+        [
+            full[319, 0],
+            full[0, 317],
+            0.5 * (full[77, 123] + full[77, 124]) * 0.75
+            + 0.5 * (full[78, 123] + full[78, 124]) * 0.25,
+        ],
+        atol=1e-6,
+    )
+
+
+def test_colour_and_bad_input():
+    rng = np.random.default_rng(9)
+    sig, xx, _ = scene(rng)
+    ref = np.stack([sig + 0.1 + c * 0.01 for c in range(3)]).astype(np.float32)
+    tgt = np.stack([sig * 0.9 + 0.05 + 0.02 * xx for _ in range(3)]).astype(np.float32)
+    out, models = normalize(ref, tgt, scale=64)
+    assert out.shape == (3, S, S) and len(models.models) == 3
+    assert np.allclose(models(tgt[:, 10:20], 10, 20), out[:, 10:20], atol=1e-6)
+    assert np.abs(block_means(out[2] - ref[2])).max() < 0.002
+    with pytest.raises(ValueError, match="differ"):
+        normalize(ref[0], ref[0][:, :100])
+    with pytest.raises(ValueError, match="at least 16"):
+        local_normalization(ref[0], ref[0], scale=4)
