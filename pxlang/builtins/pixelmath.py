@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..image.frameset import FrameSet
 from ..image.store import Image
 from ..lang.errors import PxRuntimeError, PxTypeError
 from ..lang.functions import PIXEL, REQUIRED, CallContext, FunctionSpec, Param
@@ -830,9 +831,17 @@ def vmirror(img: Image) -> Image:
     return Image(filters.vmirror(_arr(img)))
 
 
-@builtin("normalize", category=CAT, pixinsight="PixelMath", example="normalize(Ha)")
-def normalize(img: Image, a: float = 0.0, b: float = 1.0) -> Image:
-    """Linear map of the image's range onto [a, b]."""
+@builtin("normalize", category=CAT, pixinsight="PixelMath normalize / LocalNormalization",
+         example="normalize(Ha)")
+def normalize(ctx: CallContext, img: Image | FrameSet, a: float = 0.0, b: float = 1.0,
+              reference: Any = "best", method: str = "local", scale: int = 128) -> Any:
+    """Of an image: PixelMath's linear map of its range onto [a, b]. Of a frame set
+    (registered lights): LocalNormalization against ``reference`` ("best", a frame number, a
+    file or an image) at ``scale`` pixels — see ``localnormalization``."""
+    if isinstance(img, (FrameSet, list)):
+        from .lights import normalize as local_normalization
+
+        return local_normalization(ctx, img, reference=reference, method=method, scale=scale)
     from ..process import filters
 
     return Image(filters.normalize(_arr(img), a, b))

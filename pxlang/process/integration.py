@@ -3,6 +3,9 @@ normalised, rejected and combined by the numba kernel of ``rejection.py``, and o
 output image stays in memory. Peak RAM is (frames x band rows x width x 4 bytes) twice (one
 band is read while the previous one is combined) plus the output, whatever the frame count.
 
+Averaged sigma clipping first reads a sample of whole rows (about ``POISSON_SAMPLE`` pixels,
+every row of a small image), band by band, to fit its image-wide noise model.
+
 Meanings follow PixInsight's ImageIntegration; see ``rejection.py`` for the rejection
 algorithms and ``normalize_global.py`` for normalisation and the noise estimate.
 """
@@ -23,6 +26,9 @@ from . import normalize_global as ng
 from . import rejection as rj
 
 WEIGHTS = ("none", "noise", "exposure", "meta")
+# pixels sampled (in whole rows) to fit averaged sigma clipping's noise model: the median
+# of ~2.6e5 estimates is within ~0.5 % of the image's, for the price of a few rows
+POISSON_SAMPLE = 1 << 18
 _MASTER_NAMES = {"bias": "Master Bias", "dark": "Master Dark", "flat": "Master Flat"}
 _MASTER_NAMES["darkflat"] = "Master Dark Flat"
 _MASTER_NAMES["light"] = "Master Light"
@@ -129,6 +135,39 @@ def _normalisation(fs: FrameSet, method: str, channels: int) -> tuple[np.ndarray
     return a, b
 
 
+def sample_rows(h: int, w: int, pixels: int) -> np.ndarray:
+    """Rows evenly spread over the image, about ``pixels`` pixels in all (every row of a
+    small image): where averaged sigma clipping measures its noise model."""
+    k = min(h, max(1, -(-pixels // w)))
+    if k == h:
+        return np.arange(h)
+    return np.unique(np.round((np.arange(k) + 0.5) * h / k - 0.5).astype(int))
+
+
+def _poisson_k(fs, buf, rows, local, scale, offset) -> list[float]:
+    """k of averaged sigma clipping per channel (sigma^2 = k * median), the median of the
+    per-pixel estimates over sampled rows, read ``rows`` at a time into ``buf``."""
+    channels, n, _, w = buf.shape
+    picks = sample_rows(fs.shape[-2], w, POISSON_SAMPLE)
+    samples: list[list[np.ndarray]] = [[] for _ in range(channels)]
+    for j0 in range(0, picks.size, rows):
+        chunk = picks[j0 : j0 + rows]
+        band = buf[:, :, : chunk.size]
+        for i in range(n):
+            for j, r in enumerate(chunk):
+                dst = band[0, i, j : j + 1] if channels == 1 else band[:, i, j : j + 1]
+                fs.read_rows_into(i, int(r), int(r) + 1, dst)
+                if local is not None:
+                    dst[...] = local[i](dst, int(r), int(r) + 1)
+        for c in range(channels):
+            samples[c].append(rj.poisson_k_samples(band[c], scale=scale[c], offset=offset[c]))
+    out = []
+    for c in range(channels):
+        s = np.concatenate(samples[c])
+        out.append(float(np.median(s)) if s.size else float("nan"))
+    return out
+
+
 def integrate(
     frames: Any,
     combine: str = "average",
@@ -215,6 +254,10 @@ def integrate(
             if not seen[i]:
                 seen[i] = bool(np.isfinite(dst[..., :: max(1, w // 64)]).any())
 
+    poisson_k = [None] * channels
+    if method == "averaged_sigma":
+        poisson_k = _poisson_k(fs, bufs[0], rows, local, scale, offset)
+
     starts = list(range(0, h, rows))
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(fill, 0, starts[0], min(h, starts[0] + rows))
@@ -236,6 +279,7 @@ def integrate(
                     offset=offset[c],
                     weights=wts,
                     esd_relaxation=esd_relaxation,
+                    poisson_k=poisson_k[c],
                 )
                 out[c, r0:r1], nlow[c, r0:r1], nhigh[c, r0:r1], nvalid[c, r0:r1] = res
     bufs.clear()
@@ -251,6 +295,11 @@ def integrate(
     header = _result_header(
         fs, combine, method, lowp, highp, normalization, weights, pct_low, pct_high, noise
     )
+    if method == "averaged_sigma":
+        for c, k in enumerate(poisson_k):
+            key = "PXPOISK" if channels == 1 else f"PXPOISK{c}"
+            if math.isfinite(k):
+                header[key] = (float(f"{k:.6g}"), "averaged sigma: sigma^2 = k * median")
     master = Image(data, header, name="integration")
     if not maps:
         return master

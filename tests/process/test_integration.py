@@ -103,18 +103,41 @@ def test_noise_of_average_is_sigma_over_sqrt_n(method):
     assert master.header["NOISEEST"] == pytest.approx(expected, rel=0.1)
 
 
-def test_streaming_bands_equal_one_band(tmp_path):
+@pytest.mark.parametrize("method", ["winsorized", "averaged_sigma"])
+def test_streaming_bands_equal_one_band(tmp_path, method):
     truth = sky_truth()
     frames = noisy_frames(12, truth, seed=2)
     inject_outliers(frames)
     paths = write_frames(str(tmp_path / "f"), frames, IMAGETYP="LIGHT")
     fs = FrameSet.from_paths(paths)
-    whole = ig.integrate(fs, rejection="winsorized", memory=1 << 30)
-    tiny = ig.integrate(fs, rejection="winsorized", memory=2 * 12 * 80 * 4 * 7)  # 7 rows
+    whole = ig.integrate(fs, rejection=method, memory=1 << 30)
+    tiny = ig.integrate(fs, rejection=method, memory=2 * 12 * 80 * 4 * 7)  # 7 rows
     assert ig.band_rows(12, truth.shape, 2 * 12 * 80 * 4 * 7) == 7
     np.testing.assert_array_equal(whole.data, tiny.data)
-    direct = ig.integrate(frames, rejection="winsorized")
+    direct = ig.integrate(frames, rejection=method)
     np.testing.assert_allclose(whole.data, direct.data, atol=1e-7)
+    if method == "averaged_sigma":
+        # one noise constant for the image, whatever the bands: the whole-stack estimate
+        k = rj.estimate_poisson_k(frames)
+        assert whole.header["PXPOISK"] == tiny.header["PXPOISK"] == pytest.approx(k, 1e-5)
+        single, *_ = rj.integrate_band(frames, method=method, poisson_k=k)
+        np.testing.assert_allclose(whole.data, single, atol=1e-7)
+
+
+def test_averaged_sigma_samples_rows_of_big_images(monkeypatch):
+    rows = ig.sample_rows(1000, 100, 5000)
+    assert rows.size == 50 and rows[0] >= 0 and rows[-1] <= 999
+    assert np.all(np.diff(rows) >= 19) and np.all(np.diff(rows) <= 21)  # evenly spread
+    assert np.array_equal(ig.sample_rows(40, 100, 5000), np.arange(40))  # small: all rows
+    truth = sky_truth(h=200)
+    frames = noisy_frames(8, truth, seed=6)
+    mask = inject_outliers(frames)
+    monkeypatch.setattr(ig, "POISSON_SAMPLE", 80 * 20)  # 20 of the 200 rows
+    master = ig.integrate(frames, rejection="averaged_sigma", memory=2 * 8 * 80 * 4 * 6)
+    k_all = rj.estimate_poisson_k(frames)
+    assert master.header["PXPOISK"] == pytest.approx(k_all, rel=0.05)
+    assert master.header["PXPOISK"] != pytest.approx(k_all, rel=1e-6)  # (a sample)
+    assert np.abs(master.data - truth)[mask].max() < 5 * SIGMA / np.sqrt(7)
 
 
 def test_header_records_the_integration(tmp_path):

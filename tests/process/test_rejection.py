@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 import numpy as np
 import pytest
+from scipy.stats import chi2
 from scipy.stats import t as student_t
 
 from pxlang.process import rejection as rj
@@ -64,10 +66,20 @@ def ref_sigma(x, lo, hi):
     return _iterate(x, lo, hi, lambda k, st: (_median(k), _sd(k)))
 
 
-def ref_averaged_sigma(x, lo, hi):
-    m0 = _median(x)
-    big_s = np.sqrt(np.sum((x - m0) ** 2 / m0) / (x.size - 1))
-    return _iterate(x, lo, hi, lambda k, st: (_median(k), big_s * np.sqrt(_median(k))))
+def ref_poisson_k(stack):
+    """Averaged sigma's noise constant k (sigma^2 = k * signal) of a whole (N, H, W) stack:
+    the median over pixels of sample variance / median / median(chi2(n-1)/(n-1))."""
+    est = []
+    for s in stack.reshape(stack.shape[0], -1).T.astype(np.float64):
+        s = s[np.isfinite(s)]
+        if s.size >= 3 and np.median(s) > 0:
+            c = chi2.median(s.size - 1) / (s.size - 1)
+            est.append(np.var(s, ddof=1) / np.median(s) / c)
+    return float(np.median(est))
+
+
+def ref_averaged_sigma(x, lo, hi, k):
+    return _iterate(x, lo, hi, lambda kept, st: (_median(kept), np.sqrt(k * _median(kept))))
 
 
 def winsorized_sigma(k):
@@ -217,6 +229,10 @@ def test_method_matches_reference(method, n):
         lowp, highp = 3.0, 2.5
     lmask, hmask = rj.rejection_masks(x, method, lowp, highp)
     ref = REFERENCES[method]
+    if method == "averaged_sigma":  # one noise constant for the whole stack
+        k = ref_poisson_k(x)
+        assert rj.estimate_poisson_k(x) == pytest.approx(k, rel=1e-6)
+        ref = functools.partial(ref_averaged_sigma, k=k)
     total = 0
     for r in range(x.shape[1]):
         for c in range(x.shape[2]):
@@ -295,3 +311,94 @@ def test_auto_rule_and_bad_arguments():
         rj.integrate_band(x, method="sigma", low=-1)
     with pytest.raises(ValueError, match=r"\(N, rows, W\)"):
         rj.integrate_band(np.zeros((3, 4), np.float32))
+
+
+# ------------------------------------------------ averaged sigma clipping on a few frames
+
+GAIN = 0.8  # e-/DN
+READ_NOISE = 3.0  # e-
+FULL_SCALE = 65535.0
+
+
+def poisson_frames(n, h=160, w=160, seed=0):
+    """n frames of a sky that varies across the image (150-500 e-), Poisson + read noise,
+    in [0, 1] units; returns (frames, truth, sigma of one frame)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    sky = 150 + 250 * xx / w + 100 * np.sin(3 * yy / h)
+    frames = rng.poisson(sky, (n, h, w)) + rng.normal(0, READ_NOISE, (n, h, w))
+    scale = GAIN * FULL_SCALE
+    sigma = np.sqrt(sky + READ_NOISE**2) / scale
+    return (frames / scale).astype(np.float32), sky / scale, sigma
+
+
+def inject_cosmics(frames, sigma, seed=1):
+    """Single-pixel cosmic rays, 2-3 pixel streaks and one hot pixel that dithering moves
+    from frame to frame, all 8-200 sigma; returns the (N, H, W) mask of injected values."""
+    rng = np.random.default_rng(seed)
+    n, h, w = frames.shape
+    mask = np.zeros(frames.shape, bool)
+
+    def put(i, y, x, amplitude):
+        frames[i, y, x] += amplitude * sigma[y, x]
+        mask[i, y, x] = True
+
+    for i in range(n):
+        for _ in range(12):
+            y, x = rng.integers(0, (h, w))
+            put(i, y, x, rng.uniform(8, 200))
+        for _ in range(6):
+            y, x = rng.integers(0, (h - 3, w - 3))
+            dy, dx = ((0, 1), (1, 0), (1, 1))[rng.integers(3)]
+            for t in range(rng.integers(2, 4)):
+                put(i, y + t * dy, x + t * dx, rng.uniform(8, 100))
+        put(i, 80 + 3 * i - 9, 80 + 2 * i - 6, 150)  # the hot pixel, dithered
+    return mask
+
+
+def test_poisson_k_is_unbiased_whatever_the_frame_count():
+    for n in (3, 7, 20):
+        frames, truth, sigma = poisson_frames(n, seed=n)
+        # the true k of a Poisson + read noise sky, where it is measured (median sky)
+        k_true = float(np.median(sigma**2 / truth))
+        assert rj.estimate_poisson_k(frames) == pytest.approx(k_true, rel=0.03), n
+    # missing values: stacks of different lengths are each judged against their own n
+    frames, truth, sigma = poisson_frames(9, seed=4)
+    frames[:4, :80] = np.nan
+    k_true = float(np.median(sigma**2 / truth))
+    assert rj.estimate_poisson_k(frames) == pytest.approx(k_true, rel=0.03)
+
+
+def test_averaged_sigma_cleans_seven_frames():
+    n = 7
+    frames, truth, sigma = poisson_frames(n)
+    mask = inject_cosmics(frames, sigma)
+    lmask, hmask = rj.rejection_masks(frames, "averaged_sigma")  # 4, 3
+    rejected = lmask | hmask
+    assert rejected[mask].all()  # every cosmic ray and hot pixel
+    assert rejected[~mask].mean() < 0.005  # <= 0.5 % of the clean values
+    out, *_ = rj.integrate_band(frames, method="averaged_sigma")
+    clean = ~mask.any(axis=0)
+    z = (out - truth) / (sigma / np.sqrt(n))
+    assert abs(np.std(z[clean]) - 1) < 0.05
+    assert np.abs(z).max() < 6  # nothing left where the outliers were
+    # PixInsight's sigma clipping (s from the pixel's own 7 values) cannot do this: a lone
+    # outlier among 7 values is at most 6/sqrt(7) = 2.27 standard deviations from the mean
+    _, hs = rj.rejection_masks(frames, "sigma")
+    assert not hs[mask].any()
+
+
+def test_averaged_sigma_uses_one_constant_for_the_image():
+    frames, truth, sigma = poisson_frames(7, h=40, w=40, seed=5)
+    k = rj.estimate_poisson_k(frames)
+    given = rj.integrate_band(frames[:, :10], method="averaged_sigma", poisson_k=k)
+    whole = rj.integrate_band(frames, method="averaged_sigma")
+    for a, b in zip(given, whole):
+        np.testing.assert_array_equal(a, b[:10])
+    assert whole[2].sum() > 0  # (some values are clipped)
+    # the given k is the one used: with sigma 10x larger nothing is 3 sigma away
+    _, nl, nh, _ = rj.integrate_band(frames, method="averaged_sigma", poisson_k=100 * k)
+    assert nl.sum() == nh.sum() == 0
+    # an impossible model (k = 0 or no positive signal) clips nothing
+    _, nl, nh, _ = rj.integrate_band(-frames, method="averaged_sigma")
+    assert nl.sum() == nh.sum() == 0

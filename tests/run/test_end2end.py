@@ -82,7 +82,8 @@ def _score(root, truth, group):
     resid = (master - expected)[clean]
     off = np.median(resid)
     noise = 1.4826 * np.median(np.abs(resid - off))
-    return master, expected, noise, off
+    z = np.where(clean, (master - expected - off) / noise, 0.0)
+    return z, clean, noise, off
 
 
 @pytest.mark.parametrize("group", ["Ha", "OIII"])
@@ -112,3 +113,14 @@ def test_masters_of_both_filters_are_aligned(night):
     assert close.sum() >= 10
     shift = a[close] - b[j[close]]
     assert np.all(np.abs(np.median(shift, axis=0)) < 0.1), np.median(shift, axis=0)
+
+
+@pytest.mark.parametrize("group", ["Ha", "OIII"])
+def test_no_hot_pixels_or_cosmic_rays_left(night, group):
+    root, truth, *_ = night
+    z, clean, _, _ = _score(root, truth, group)
+    # star-free sky: nothing beyond 6 sigma (cosmic rays, hot pixels, satellite would be)
+    assert (np.abs(z) > 6).sum() <= 2, np.argwhere(np.abs(z) > 6)[:10]
+    hot = clean[truth.hot_y, truth.hot_x]
+    assert hot.sum() >= 8  # the check below covers half of the camera's hot pixels or more
+    assert np.abs(z[truth.hot_y, truth.hot_x][hot]).max() < 5
