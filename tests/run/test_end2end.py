@@ -14,7 +14,7 @@ from astropy.io import fits
 
 import pxlang
 from pxlang.api import stdlib_dir
-from pxlang.synthetic import Truth, make_night
+from pxlang.synthetic import make_night
 
 
 def _sha(paths):
@@ -28,8 +28,10 @@ def night(tmp_path_factory):
     raw_files = sorted(str(p) for p in (root / "raw").glob("*.fits"))
     before = _sha(raw_files)
     opts = {"quiet": True, "cache_dir": str(root / "cache")}
-    for name, params in (("preprocess", {"input": str(root / "raw"), "output": str(root / "out")}),
-                         ("combine", {"input": str(root / "out"), "palette": "HOO"})):
+    for name, params in (
+        ("preprocess", {"input": str(root / "raw"), "output": str(root / "out")}),
+        ("combine", {"input": str(root / "out"), "palette": "HOO"}),
+    ):
         script = stdlib_dir() / f"{name}.px"
         pxlang.evaluate(script.read_text(), params=params, path=str(script), options=opts)
     return root, truth, raw_files, before
@@ -38,10 +40,20 @@ def night(tmp_path_factory):
 def test_outputs_exist(night):
     root, truth, *_ = night
     out = root / "out"
-    for name in ("Ha.fits", "OIII.fits", "colour_HOO.fits", "colour_HOO.png", "report.json",
-                 "masters/bias.fits", "masters/superbias.fits", "masters/dark.fits",
-                 "masters/flat_Ha.fits", "masters/flat_OIII.fits",
-                 "report/subframes_Ha.png", "report/master_Ha.png"):
+    for name in (
+        "Ha.fits",
+        "OIII.fits",
+        "colour_HOO.fits",
+        "colour_HOO.png",
+        "report.json",
+        "masters/bias.fits",
+        "masters/superbias.fits",
+        "masters/dark.fits",
+        "masters/flat_Ha.fits",
+        "masters/flat_OIII.fits",
+        "report/subframes_Ha.png",
+        "report/master_Ha.png",
+    ):
         assert (out / name).is_file(), name
     assert fits.getdata(out / "colour_HOO.fits").shape == (3, 192, 256)
 
