@@ -4,5 +4,17 @@ Importing this package registers every built-in. Modules keep heavy imports (ast
 numba, sep...) inside function bodies so that `pxlang check` starts fast.
 """
 
-from . import frames, lights, pixelmath, post, preprocess, workflow  # noqa: F401  (registration)
+from . import (  # noqa: F401  (registration)
+    align,
+    frames,
+    lights,
+    pixelmath,
+    pixelmath_generators,
+    pixelmath_geometry,
+    post,
+    post_color,
+    post_masks,
+    preprocess,
+    workflow,
+)
 from .registry import REGISTRY, all_specs, builtin, lookup  # noqa: F401

@@ -30,7 +30,7 @@ import numpy as np
 
 from pxlang.lang.errors import PxIOError
 
-from . import io
+from . import fits, io
 from .store import Image
 
 # File name suffixes of materialised frames, as PixInsight names them (_c calibrated,
@@ -464,7 +464,7 @@ def _copy_float_rows(path: str, r0: int, r1: int, out: np.ndarray) -> bool:
     """Fast path for plain float32/64 FITS: copy (and byte-swap) a band straight into ``out``."""
     if io.format_of(path) != "fits":
         return False
-    layout = io._fits_layout(path)
+    layout = fits.layout(path)
     if (
         layout.offset is None
         or layout.dtype.kind != "f"

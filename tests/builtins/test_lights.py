@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import pxlang
+from pxlang.builtins import align as A
 from pxlang.builtins import lights as L
 from pxlang.builtins.registry import lookup
 from pxlang.image.frameset import FrameSet, files
@@ -104,7 +105,7 @@ def test_register_meridian_flip_and_bad_frames(night):
     fs = lights(d)
     blank = Image(np.full(fs.shape, 0.1, np.float32), name="blank")
     frames = FrameSet.from_arrays([fs.read(i) for i in range(len(fs))] + [blank])
-    reg = L.register(ctx, frames, reference=1)
+    reg = A.register(ctx, frames, reference=1)
     assert len(reg) == 8  # the blank frame left out, by name
     assert any("1 of 9 frames left out" in w and "frame 9" in w for w in warns)
     flips = [abs(f.meta["transform"].matrix[0, 0] + 1) < 0.05 for f in reg.frames]
@@ -130,12 +131,12 @@ def test_register_list_of_masters_and_stars(night):
     ctx = ctx_for(d, [])
     fs = lights(d)
     a, b = fs.read(0), fs.read(5)
-    out = L.register(ctx, [a, b], reference=1, model="affine")
+    out = A.register(ctx, [a, b], reference=1, model="affine")
     assert isinstance(out, list) and len(out) == 2 and out[1].shape == a.shape
     tab = L.stars(ctx, out[1])
     assert isinstance(tab, StarTable) and len(tab) > 20
     with pytest.raises(PxProcessError, match="model"):
-        L.register(ctx, [a, b], model="rigid")
+        A.register(ctx, [a, b], model="rigid")
 
 
 def test_normalize_feeds_integrate_and_drizzle(night):
@@ -143,8 +144,8 @@ def test_normalize_feeds_integrate_and_drizzle(night):
     warns = []
     ctx = ctx_for(d, warns)
     good = L.select(ctx, L.measure(ctx, lights(d)))
-    reg = L.register(ctx, good)
-    normed = L.normalize(ctx, reg, scale=64)
+    reg = A.register(ctx, good)
+    normed = A.normalize(ctx, reg, scale=64)
     model = normed.frames[0].meta["normalize"]
     band = reg.read(0).data[10:20]
     assert model(band, 10, 20).shape == band.shape
@@ -152,13 +153,13 @@ def test_normalize_feeds_integrate_and_drizzle(night):
 
     master = integrate(ctx, normed, normalization="local", weights="meta")
     assert master.shape == (256, 256)
-    drz = L.drizzle(ctx, normed, scale=2, pixfrac=0.8)
+    drz = A.drizzle(ctx, normed, scale=2, pixfrac=0.8)
     assert drz.shape == (512, 512)
     assert drz.header["DRIZSCAL"] == 2.0 and drz.header["NCOMBINE"] == len(good)
     # same sky level as the normal integration (surface brightness kept)
     assert abs(np.median(drz.data) - np.median(master.data)) < 0.1 * np.median(master.data)
     with pytest.raises(PxProcessError, match="register"):
-        L.drizzle(ctx, lights(d))
+        A.drizzle(ctx, lights(d))
 
 
 def test_osc_debayer_and_bayer_drizzle(tmp_path):
@@ -175,23 +176,23 @@ def test_osc_debayer_and_bayer_drizzle(tmp_path):
     )
     ctx = ctx_for(tmp_path, [])
     fs = lights(tmp_path)
-    rgb = L.debayer(ctx, fs, method="vng")
+    rgb = A.debayer(ctx, fs, method="vng")
     assert rgb.read(0).shape == (3, 128, 128)
     assert "BAYERPAT" not in rgb.read(0).header
-    reg = L.register(ctx, fs)  # raw mosaics: stars found on 2×2-binned CFA cells
-    drz = L.drizzle(ctx, reg, scale=1, pixfrac=1.0)
+    reg = A.register(ctx, fs)  # raw mosaics: stars found on 2×2-binned CFA cells
+    drz = A.drizzle(ctx, reg, scale=1, pixfrac=1.0)
     assert drz.shape == (3, 128, 128)
     # the PixInsight way: register the debayered frames, bayer-drizzle the raw ones
-    reg_rgb = L.register(ctx, rgb)
+    reg_rgb = A.register(ctx, rgb)
     assert reg_rgb.read(1).shape == (3, 128, 128)
-    drz2 = L.drizzle(ctx, reg_rgb, scale=1, pixfrac=1.0)
+    drz2 = A.drizzle(ctx, reg_rgb, scale=1, pixfrac=1.0)
     assert drz2.shape == (3, 128, 128)
     assert "BAYERPAT" not in drz2.header
     assert np.all(np.isfinite(drz2.data))
     with pytest.raises(PxProcessError, match="BAYERPAT"):
-        L.debayer(ctx, Image(np.zeros((16, 16), np.float32)))
+        A.debayer(ctx, Image(np.zeros((16, 16), np.float32)))
     with pytest.raises(PxProcessError, match="raw"):
-        L.debayer(ctx, str(tmp_path / "IMG_0001.CR2"))
+        A.debayer(ctx, str(tmp_path / "IMG_0001.CR2"))
 
 
 def test_in_the_language(night):

@@ -12,6 +12,7 @@ import pytest
 from astropy.io import fits
 
 from pxlang._version import __version__
+from pxlang.image import fits as fits_format
 from pxlang.image import io
 from pxlang.image.provenance import parse_provenance, provenance_lines
 from pxlang.image.store import Image
@@ -437,7 +438,7 @@ def test_read_rows_uses_a_memory_map_for_plain_fits(tmp_path, monkeypatch):
     raw = (np.arange(64 * 32, dtype=np.uint32) % 65536).astype(np.uint16).reshape(64, 32)
     fits.PrimaryHDU(raw).writeto(path)
     io.image_shape(path)  # layout now known
-    monkeypatch.setattr(io, "_fits_open", lambda p: pytest.fail("astropy read pixels"))
+    monkeypatch.setattr(fits_format, "_open", lambda p: pytest.fail("astropy read pixels"))
     band = io.read_rows(path, 10, 12)
     np.testing.assert_array_equal(band, raw[10:12].astype(np.float32) / 65535)
 
@@ -447,12 +448,16 @@ def test_file_rewritten_in_place_is_not_read_with_a_stale_layout(tmp_path):
     fits.PrimaryHDU(np.array([[0, 65535]], np.uint16)).writeto(path)  # BZERO 32768
     assert io.load(path).data.tolist() == [[0.0, 1.0]]
     key = os.path.abspath(path)
-    _, signature, layout = io._LAYOUTS[key]
+    _, signature, layout = fits_format._LAYOUTS[key]
     fits.PrimaryHDU(np.array([[0, 32767]], np.int16)).writeto(path, overwrite=True)  # no BZERO
     assert os.path.getsize(path) == layout.offset + 2880  # same size: only the header differs
     # what a same-tick rewrite looks like: size, inode and times all unchanged
     st = os.stat(path)
-    io._LAYOUTS[key] = ((st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino), signature, layout)
+    fits_format._LAYOUTS[key] = (
+        (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino),
+        signature,
+        layout,
+    )
     assert io.load(path).data.tolist() == [[0.0, 1.0]]  # 32767 / 32767, read with the new header
     assert io.read_header(path).get("BZERO") is None
 
