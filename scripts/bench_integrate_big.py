@@ -38,11 +38,18 @@ def _card(key: str, value: str) -> bytes:
 
 def write_frames(folder: str, n: int, w: int, h: int, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
-    header = b"".join([
-        _card("SIMPLE", "T"), _card("BITPIX", "16"), _card("NAXIS", "2"),
-        _card("NAXIS1", str(w)), _card("NAXIS2", str(h)), _card("BZERO", "32768"),
-        _card("BSCALE", "1"), "END".ljust(80).encode(),
-    ])
+    header = b"".join(
+        [
+            _card("SIMPLE", "T"),
+            _card("BITPIX", "16"),
+            _card("NAXIS", "2"),
+            _card("NAXIS1", str(w)),
+            _card("NAXIS2", str(h)),
+            _card("BZERO", "32768"),
+            _card("BSCALE", "1"),
+            "END".ljust(80).encode(),
+        ]
+    )
     header = header.ljust(((len(header) + 2879) // 2880) * 2880, b" ")
     base = np.full((h, w), 2000, np.int32)
     ys, xs = rng.integers(0, h, 3000), rng.integers(0, w, 3000)
@@ -77,21 +84,30 @@ def main() -> int:
         return 1
     try:
         t = time.perf_counter()
-        print(f"writing {args.frames} uint16 frames of {args.width}x{args.height} "
-              f"({need / 1e9:.0f} GB) …", flush=True)
+        print(
+            f"writing {args.frames} uint16 frames of {args.width}x{args.height} "
+            f"({need / 1e9:.0f} GB) …",
+            flush=True,
+        )
         write_frames(folder, args.frames, args.width, args.height)
         print(f"  written in {time.perf_counter() - t:.0f} s", flush=True)
-        r = subprocess.run(["/usr/bin/time", "-v", sys.executable, "-c", RUN, folder],
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            ["/usr/bin/time", "-v", sys.executable, "-c", RUN, folder],
+            capture_output=True,
+            text=True,
+        )
         if r.returncode != 0:
             print(r.stderr[:3000])
             return 1
         print(r.stdout.strip())
-        stats = dict(line.strip().split(": ", 1) for line in r.stderr.splitlines()
-                     if ": " in line and line.startswith("\t"))
+        stats = dict(
+            line.strip().split(": ", 1)
+            for line in r.stderr.splitlines()
+            if ": " in line and line.startswith("\t")
+        )
         rss = int(stats.get("Maximum resident set size (kbytes)", "0")) / 1024
-        print(f"pxlang winsorized 3/3: wall {stats.get('Elapsed (wall clock) time (h:mm:ss or m:ss)')}"
-              f", peak RSS {rss:.0f} MB for {args.frames} frames")
+        wall = stats.get("Elapsed (wall clock) time (h:mm:ss or m:ss)")
+        print(f"pxlang winsorized 3/3: wall {wall}, peak RSS {rss:.0f} MB for {args.frames} frames")
     finally:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
