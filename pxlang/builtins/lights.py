@@ -281,6 +281,17 @@ def _evaluate(ctx: CallContext, expr: str, symbols: dict[str, float], what: str)
     return float(value)
 
 
+def _explain(clause: str, row: dict) -> str:
+    """'FWHM < 6' -> 'FWHM 7.12 (FWHM < 6)': the measured value beside the failed condition."""
+    import re
+
+    names = [n for n in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", clause) if n in row]
+    if not names:
+        return clause
+    values = ", ".join(f"{n} {float(row[n]):.3g}" for n in dict.fromkeys(names))
+    return f"{values} (fails {clause})"
+
+
 @builtin(
     "select",
     category="lights",
@@ -317,19 +328,31 @@ def select(
     fails: dict[str, list[str]] = {c: [] for c in clauses}
     fails_signal: list[str] = []
     approved, weights = [], []
+    verdicts = []  # per frame, for the report: approved or the condition that failed
     for i, row in enumerate(rows):
         symbols = {**stats, **{k: float(v) for k, v in row.items()}}
         ok = _evaluate(ctx, approve, symbols, "approval") != 0.0
+        failed: list[str] = []
         if not ok and len(clauses) > 1:
             for c in clauses:
                 if _evaluate(ctx, c, symbols, "approval") == 0.0:
                     fails[c].append(_short(fs, i))
+                    failed.append(c)
         elif not ok:
             fails[clauses[0]].append(_short(fs, i))
+            failed.append(clauses[0])
         median_signal = stats.get("PSFSignalWeightMedian", 0.0)
         if ok and min_signal > 0 and not row["PSFSignalWeight"] >= min_signal * median_signal:
             ok = False
             fails_signal.append(_short(fs, i))
+            failed.append(f"PSFSignalWeight < {min_signal:g} × median (cloud or haze?)")
+        verdicts.append(
+            {
+                "path": fs.name(i),
+                "approved": ok,
+                "reason": None if ok else "; ".join(_explain(c, row) for c in failed),
+            }
+        )
         if ok:
             w = _evaluate(ctx, weight, symbols, "weight")
             if not np.isfinite(w) or w < 0:
@@ -367,6 +390,7 @@ def select(
             msg += " — most frames rejected: the data is poor; make the most of it (approve=)"
         ctx.warning(msg)
     out = fs._subset(approved)
+    out.selection = verdicts
     best = int(np.argmax(weights))
     for j, (f, w) in enumerate(zip(out.frames, weights)):
         f.meta["weight"] = w

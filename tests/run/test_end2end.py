@@ -74,9 +74,14 @@ def test_provenance_in_headers(night):
 def test_bad_frames_rejected_with_reasons(night):
     root, truth, *_ = night
     report = json.loads((root / "out" / "report.json").read_text())
-    verdict = {Path(f["path"]).name: f["approved"] for f in report["frames"]}
+    verdict = {Path(f["path"]).name: f for f in report["frames"]}
     for light in truth.lights:
-        assert verdict[Path(light.path).name] == (not light.bad), light.path
+        v = verdict[Path(light.path).name]
+        assert v["approved"] == (not light.bad), light.path
+        if light.cloudy:
+            assert "PSFSignalWeight" in v["reason"]
+        if light.trailed:
+            assert "Eccentricity" in v["reason"]
 
 
 def _score(root, truth, group):
