@@ -182,9 +182,43 @@ def lvar(img: Image, d: int = 3, kernel: str | None = None) -> Image:
     return Image(filters.lvar(_arr(img), d, k))
 
 
-@builtin("combine", category=CAT, pixinsight="PixelMath", example="combine(Ha, OIII, op_screen())")
-def combine(img1: Image, img2: Image, op: str) -> Image:
-    """Blend two images with an operator: ``op_add()``, ``op_screen()``, ``op_overlay()`` …"""
+@builtin(
+    "combine",
+    category=CAT,
+    pixinsight="PixelMath combine / ChannelCombination / LRGBCombination",
+    example="combine(Ha, OIII, op_screen())",
+)
+def combine(
+    img1: Image | None = None,
+    img2: Image | None = None,
+    op: str | None = None,
+    R: Image | None = None,
+    G: Image | None = None,
+    B: Image | None = None,
+    L: Image | None = None,
+    rgb: Image | None = None,
+) -> Image:
+    """Three forms. ``combine(img1, img2, op)``: PixelMath's blend of two images with an
+    operator (``op_add()``, ``op_screen()``, ``op_overlay()`` …). ``combine(R=…, G=…, B=…)``:
+    ChannelCombination of three mono images (see ``channel_combine``). ``combine(L=…,
+    rgb=…)``: LRGBCombination (see ``lrgb``)."""
+    if R is not None or G is not None or B is not None:
+        if None in (R, G, B) or img1 is not None:
+            raise PxTypeError("combine(R=…, G=…, B=…) needs all three channels and nothing else")
+        from .post_color import channel_combine
+
+        return channel_combine(R, G, B)
+    if L is not None or rgb is not None:
+        if L is None or rgb is None or img1 is not None:
+            raise PxTypeError("combine(L=…, rgb=…) needs both a luminance and a colour image")
+        from .post_color import lrgb
+
+        return lrgb(L, rgb)
+    if img1 is None or img2 is None or op is None:
+        raise PxTypeError(
+            "combine() takes (img1, img2, op), or R=, G=, B=, or L=, rgb=",
+            hint="e.g. combine(Ha, OIII, op_screen()) or combine(R=r, G=g, B=b)",
+        )
     from ..process import filters
 
     a, b = _arr(img1), _arr(img2)

@@ -148,3 +148,16 @@ def test_closed_world_no_attribute_or_python_access():
     for text in ("__import__('os')", "x = ().__class__", 'eval("1")', 'open("/etc/passwd")'):
         with pytest.raises(PxError):
             pxlang.evaluate(text)
+
+
+def test_combine_three_forms():
+    a = np.full((4, 5), 0.3, np.float32)
+    b = np.full((4, 5), 0.5, np.float32)
+    rgb = run("combine(R=A, G=B, B=A)", A=a, B=b)
+    np.testing.assert_allclose(np.asarray(rgb)[:, 0, 0], [0.3, 0.5, 0.3], rtol=1e-6)
+    screen = run("combine(A, B, op_screen())", A=a, B=b)
+    np.testing.assert_allclose(np.asarray(screen), 1 - 0.7 * 0.5, rtol=1e-6)
+    lrgb = run("combine(L=A, rgb=combine(R=A, G=B, B=A))", A=a, B=b)
+    assert np.asarray(lrgb).shape == (3, 4, 5)
+    with pytest.raises(PxError, match="needs all three"):
+        run("combine(R=A, G=B)", A=a, B=b)
