@@ -25,6 +25,16 @@ def _spec(name: str) -> FunctionSpec:
     return spec
 
 
+def equivalents(spec: FunctionSpec, code: str = "") -> str:
+    """'PixInsight: X; Siril: y' — what a user of the peers knows this built-in as."""
+    eq = []
+    if spec.pixinsight:
+        eq.append(f"PixInsight: {spec.pixinsight}")
+    if spec.siril:
+        eq.append(f"Siril: {code}{spec.siril}{code}")
+    return "; ".join(eq)
+
+
 def help_text(name: str) -> str:
     """What ``help(name)`` shows: signature, description, equivalents, example."""
     spec = _spec(name)
@@ -32,13 +42,9 @@ def help_text(name: str) -> str:
     if spec.aliases:
         lines.append("aliases: " + ", ".join(spec.aliases))
     lines.append(spec.doc or "(no description)")
-    eq = []
-    if spec.pixinsight:
-        eq.append(f"PixInsight: {spec.pixinsight}")
-    if spec.siril:
-        eq.append(f"Siril: {spec.siril}")
+    eq = equivalents(spec)
     if eq:
-        lines += ["", "; ".join(eq)]
+        lines += ["", eq]
     if spec.example:
         lines += ["", "example:", f"    {spec.example}"]
     return "\n".join(lines)
@@ -84,13 +90,9 @@ def reference_markdown() -> str:
             if spec.aliases:
                 out += ["Aliases: " + ", ".join(f"`{a}`" for a in spec.aliases), ""]
             out += [spec.doc or "", ""]
-            eq = []
-            if spec.pixinsight:
-                eq.append(f"PixInsight: {spec.pixinsight}")
-            if spec.siril:
-                eq.append(f"Siril: `{spec.siril}`")
+            eq = equivalents(spec, code="`")
             if eq:
-                out += ["; ".join(eq), ""]
+                out += [eq, ""]
             if spec.example:
                 out += ["```", spec.example, "```", ""]
     return "\n".join(out).rstrip() + "\n"
