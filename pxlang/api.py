@@ -144,7 +144,7 @@ def evaluate(
             )
     interp = _interpreter(source, name, base, params, images, options)
     value = interp.run(tree)
-    return _public(value)
+    return value
 
 
 def run_file(path: str, **params: Any) -> Any:
@@ -156,10 +156,6 @@ def run_file(path: str, **params: Any) -> Any:
     except (OSError, UnicodeDecodeError) as e:
         raise PxIOError(f"{path}: cannot read the script ({e})") from None
     return evaluate(text, params=params, path=path)
-
-
-def _public(value: Any) -> Any:
-    return value
 
 
 # ------------------------------------------------------------------ PixelMath

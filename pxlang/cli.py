@@ -267,7 +267,7 @@ def _usage(msg: str) -> None:
 # ------------------------------------------------------------------ check / run
 def cmd_check(args: argparse.Namespace) -> int:
     from .lang.check import script_diagnostics
-    from .lang.errors import PxCheckErrors, PxError, render
+    from .lang.errors import PxCheckErrors, PxError
     from .lang.parse import parse_script
 
     status = EXIT_OK
@@ -300,7 +300,6 @@ def cmd_check(args: argparse.Namespace) -> int:
             status = EXIT_ERROR
         else:
             print(f"{path}: ok")
-        del render
     return status
 
 

@@ -163,7 +163,7 @@ class Builder(Transformer):
             if p.name in seen:
                 raise PxSyntaxError(f"parameter '{p.name}' appears twice", p.span)
             seen.add(p.name)
-        return ast.FuncDef(self.span(meta), str(name), tuple(params), _stmt_to_expr(body))
+        return ast.FuncDef(self.span(meta), str(name), tuple(params), body)
 
     def block(self, meta, ch):
         return ast.Block(self.span(meta), tuple(_as_stmt(c) for c in ch if c is not None))
@@ -281,10 +281,6 @@ def _as_stmt(node: Any) -> Any:
     ):
         return node
     return ast.ExprStmt(node.span, node)
-
-
-def _stmt_to_expr(body: Any) -> Any:
-    return body
 
 
 def _directive(tok: Token, span: Span) -> ast.Directive:

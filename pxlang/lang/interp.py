@@ -156,8 +156,7 @@ class Interpreter:
             value = self.eval(
                 ast.Binary(st.span, op, ast.Name(st.target_span, st.target), st.value), scope
             )
-        if st.target in self.functions and not isinstance(value, UserFunction):
-            pass  # a variable may shadow a built-in name; calls still reach the built-in
+        # a variable may shadow a built-in name; calls still reach the built-in
         scope.vars[st.target] = value
         return value
 

@@ -286,7 +286,6 @@ class PixelEvaluator:
         self.globals: dict[str, Any] = {
             s.name: s.value for s in self.symbols.values() if s.kind == "global"
         }
-        self._rng = None
         # size for per-pixel generators (x(), random()) when no image is referenced
         self.fallback_shape: tuple[int, ...] | None = None
         self.referenced: list[tuple[tuple[int, ...], Any]] = []  # every image the fold saw
