@@ -78,7 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     h = sub.add_parser("help", help="help on built-ins")
     h.add_argument("name", nargs="?")
 
-    sub.add_parser("repl", help="interactive session")
+    rp = sub.add_parser("repl", help="interactive session")
+    rp.add_argument(
+        "--history",
+        metavar="FILE",
+        help="history file (default: the user data folder; PXLANG_HISTORY_DIR)",
+    )
 
     d = sub.add_parser("demo", help="make a synthetic night and process it end to end")
     d.add_argument("dir", nargs="?", default="pxlang-demo")
@@ -364,7 +369,7 @@ def cmd_help(args: argparse.Namespace) -> int:
 def cmd_repl(args: argparse.Namespace) -> int:
     from .repl import run_repl
 
-    return run_repl()
+    return run_repl(history=args.history)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from . import (  # noqa: F401  (registration)
     post_color,
     post_masks,
     preprocess,
+    preview,
     workflow,
 )
 from .registry import REGISTRY, all_specs, builtin, lookup  # noqa: F401

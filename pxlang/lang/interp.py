@@ -69,11 +69,21 @@ class ScopeView(Mapping[str, Any]):
             raise KeyError(name)
         return v
 
+    def _visible(self) -> list[str]:
+        names = []
+        for n in self._scope.names():
+            if n in CONSTANTS:
+                continue
+            if isinstance(self._scope.lookup(n), (UserFunction, Module)):
+                continue
+            names.append(n)
+        return names
+
     def __iter__(self):  # noqa: ANN204
-        return iter(n for n in self._scope.names() if n not in CONSTANTS)
+        return iter(self._visible())
 
     def __len__(self) -> int:
-        return len(self._scope.names())
+        return len(self._visible())
 
 
 class Module:

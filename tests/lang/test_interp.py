@@ -161,3 +161,9 @@ def test_combine_three_forms():
     assert np.asarray(lrgb).shape == (3, 4, 5)
     with pytest.raises(PxError, match="needs all three"):
         run("combine(R=A, G=B)", A=a, B=b)
+
+
+def test_pixelmath_strings_in_a_script_with_functions_and_imports():
+    ha = np.full((2, 3), 0.25, np.float32)
+    out = run("import palettes\ndef f(a) = a\npixelmath(\"Ha*2\")", Ha=ha)
+    np.testing.assert_allclose(np.asarray(out), 0.5)
