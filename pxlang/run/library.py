@@ -152,8 +152,19 @@ def list_masters(path: str | None = None) -> list[dict[str, Any]]:
 
 def _age_days(entry: dict[str, Any], now: dt.datetime) -> float | None:
     try:
-        return (now - dt.datetime.fromisoformat(entry["date"])).total_seconds() / 86400.0
+        made = dt.datetime.fromisoformat(entry["date"])
+        return abs((now - made.replace(tzinfo=None)).total_seconds()) / 86400.0
     except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _observed(header: Any) -> dt.datetime | None:
+    from pxlang.image.frameset import header_value
+
+    value = header_value(header, "DATE-OBS") if header is not None else None
+    try:
+        return dt.datetime.fromisoformat(str(value)).replace(tzinfo=None) if value else None
+    except ValueError:
         return None
 
 
@@ -215,7 +226,9 @@ def choose(
             + f"; it holds: {held or 'nothing'}",
             hint="add masters with: pxlang library add FOLDER",
         )
-    now = now or dt.datetime.now()
+    # age counts from the night of the lights (DATE-OBS), not from today: re-processing an
+    # old night with its own masters is right; masters made after the lights count too
+    now = now or _observed(light_header) or dt.datetime.now()
     t_light = want["exptime"]
     temp = want["ccd_temp"]
 

@@ -121,3 +121,30 @@ def test_main_and_env(tmp_path, masters, monkeypatch, capsys):
     assert "6 master(s)" in out and "d120.fits" in out
     assert lib.main(["add", str(tmp_path / "missing")]) == 1
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_age_counts_from_the_lights_night_not_today(masters, tmp_path):
+    root, _ = masters
+    index = str(tmp_path)
+    lib.add([str(root)], index)
+    warnings: list[str] = []
+    # re-processing January's night long after: January's masters are not stale
+    lib.choose(
+        "dark",
+        light_header(
+            GAIN=100, OFFSET=50, EXPTIME=120.0, CCD_TEMP=-10.0, DATE_OBS="2026-01-20T22:00:00"
+        ),
+        index,
+        warn=warnings.append,
+    )
+    assert not any("months old" in w for w in warnings)
+    # the same masters for lights taken in September are
+    lib.choose(
+        "dark",
+        light_header(
+            GAIN=100, OFFSET=50, EXPTIME=120.0, CCD_TEMP=-10.0, DATE_OBS="2026-09-20T22:00:00"
+        ),
+        index,
+        warn=warnings.append,
+    )
+    assert any("months old" in w for w in warnings)
