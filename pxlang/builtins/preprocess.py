@@ -56,18 +56,23 @@ _DASHED = {"CCD_TEMP", "SET_TEMP", "DATE_OBS"}  # FITS keywords with a '-' in th
     siril="convert / link",
     example='files("bias/", IMAGETYP="Bias")',
 )
-def files(ctx: CallContext, pattern: str, **header: Any) -> FrameSet:
+def files(ctx: CallContext, pattern: str, required: bool = True, **header: Any) -> FrameSet:
     """A lazy frame set from a glob pattern or a folder (searched recursively for FITS and
     XISF), sorted by DATE-OBS; only headers are read, pixels when a process needs them.
     Keywords filter by any header keyword: IMAGETYP is tolerant of spelling ('Bias', 'BIAS',
     'Bias Frame', 'Master Bias' are all bias; likewise dark, flat, light), other keywords
     (FILTER, EXPTIME, GAIN, OFFSET, XBINNING, CCD-TEMP as CCD_TEMP, …) compare
     case-insensitively and numbers numerically. An empty result is an error saying what the
-    folder holds."""
+    folder holds, unless ``required=false`` (then an empty set: ``count(…) == 0``)."""
     from ..image.frameset import files as _files
 
     filters = {k.replace("_", "-") if k.upper() in _DASHED else k: v for k, v in header.items()}
-    return _files(ctx.resolve_path(pattern), display=pattern, **filters)
+    try:
+        return _files(ctx.resolve_path(pattern), display=pattern, **filters)
+    except PxError:
+        if required:
+            raise
+        return FrameSet([], source=pattern)
 
 
 @builtin(

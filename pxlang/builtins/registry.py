@@ -68,6 +68,8 @@ def _annotation_text(annotation: Any) -> str:
 
 def _coerce(value: Any, param: Param, fname: str) -> Any:
     """Convert a language value to what the parameter's kind expects."""
+    if value is None and param.default is None:
+        return None  # `none` for an optional argument: leave it out
     kind = param.kind
     if "image" in kind.split("|"):
         from ..image.store import Image

@@ -88,6 +88,12 @@ def print_(ctx: CallContext, *values: Any) -> None:
     _log(ctx.options, " ".join(fmt(v) for v in values))
 
 
+@builtin("warning", category=CAT, example='warning("no flats for", "Ha")')
+def warning(ctx: CallContext, *values: Any) -> None:
+    """Print a warning (shown even with --quiet)."""
+    ctx.warning(" ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values))
+
+
 @builtin("exists", category=CAT, example='exists("bias/")')
 def exists(ctx: CallContext, name: str) -> float:
     """1 if the file or folder exists (relative to the script's folder), else 0."""

@@ -78,7 +78,7 @@ class Checker:
                 node = getattr(value, "node", None)
                 if isinstance(node, ast.FuncDef):
                     self.user[key] = _UserSig(node)
-        scope = set(names) | {"true", "false"}
+        scope = set(names) | {"true", "false", "none"}
         module_names = self._top_level_names(tree.statements)
         deferred: list[ast.FuncDef] = []
         for st in tree.statements:
@@ -182,7 +182,7 @@ class Checker:
             )
             names = sub.script(tree)
             self.errors.extend(sub.errors)
-            self._module_cache[st.module] = (names - {"true", "false"}, sub.user)
+            self._module_cache[st.module] = (names - {"true", "false", "none"}, sub.user)
         names, users = self._module_cache[st.module]
         wanted = st.names if st.names is not None else [n for n in names if not n.startswith("_")]
         for n in wanted:

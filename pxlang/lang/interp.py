@@ -17,7 +17,7 @@ from .functions import CallContext, FunctionSpec
 from .limits import MAX_CALL_DEPTH, MAX_LOOP_ITERATIONS
 from .pixel import Options, PixelEvaluator, per_channel, to_pixel_value
 
-CONSTANTS = {"true": 1.0, "false": 0.0}
+CONSTANTS = {"true": 1.0, "false": 0.0, "none": None}  # none: "no image" for optional arguments
 
 
 @dataclass

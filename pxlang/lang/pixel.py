@@ -393,6 +393,12 @@ class PixelEvaluator:
                     self._note_images(node.right)
                     return Const(1.0, node.span)
         b = self.fold(node.right, keep)
+        if node.op in ("==", "!=") and any(
+            isinstance(x, Const) and x.value is None for x in (a, b)
+        ):
+            # `x == none`: is an optional value missing (an image is never none)
+            same = all(isinstance(x, Const) and x.value is None for x in (a, b))
+            return Const(float(same if node.op == "==" else not same), node.span)
         if isinstance(a, Const) and isinstance(b, Const) and not a.is_array and not b.is_array:
             return Const(scalar_binary(node.op, a.value, b.value, node.span), node.span)
         self._check_operand(a, node.op)

@@ -141,3 +141,48 @@ def test_no_hot_pixels_or_cosmic_rays_left(night, group):
     hot = clean[truth.hot_y, truth.hot_x]
     assert hot.sum() >= 8  # the check below covers half of the camera's hot pixels or more
     assert np.abs(z[truth.hot_y, truth.hot_x][hot]).max() < 5
+
+
+def test_missing_calibration_frames_run_with_warnings(tmp_path, capsys):
+    make_night(
+        tmp_path / "raw",
+        size=(96, 128),
+        lights_per_filter=4,
+        n_bias=3,
+        n_darks=3,
+        n_flats=3,
+        seed=9,
+        cloudy=False,
+        trailed=False,
+    )
+    for p in (tmp_path / "raw").glob("*.fits"):
+        h = fits.getheader(p)
+        kind = str(h["IMAGETYP"]).lower()
+        if "bias" in kind or "dark" in kind or ("flat" in kind and h.get("FILTER") == "Ha"):
+            p.unlink()
+    script = stdlib_dir() / "preprocess.px"
+    pxlang.evaluate(
+        script.read_text(),
+        path=str(script),
+        params={"input": str(tmp_path / "raw"), "output": str(tmp_path / "out")},
+        options={"quiet": True, "cache_dir": str(tmp_path / "cache")},
+    )
+    err = capsys.readouterr().err
+    assert "no bias frames" in err and "no dark frames" in err
+    assert "no flats for filter Ha" in err and "OIII" not in err.split("no flats")[1][:20]
+    assert (tmp_path / "out" / "Ha.fits").is_file() and (tmp_path / "out" / "OIII.fits").is_file()
+    assert (tmp_path / "out" / "masters" / "flat_OIII.fits").is_file()
+
+
+def test_an_empty_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    script = stdlib_dir() / "preprocess.px"
+    with pytest.raises(pxlang.PxError, match="no image files match") as exc:
+        pxlang.evaluate(
+            script.read_text(),
+            path=str(script),
+            params={"input": str(tmp_path / "empty"), "output": str(tmp_path / "o")},
+            options={"quiet": True},
+        )
+    assert "preprocess.px:" in exc.value.render()
+    assert not (tmp_path / "o").exists()

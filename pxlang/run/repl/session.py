@@ -40,7 +40,7 @@ class Session:
 
     # ------------------------------------------------------------------ names
     def names(self) -> list[str]:
-        return sorted(n for n in self.interp.globals.vars if n not in ("true", "false"))
+        return sorted(n for n in self.interp.globals.vars if n not in ("true", "false", "none"))
 
     def value(self, name: str) -> Any:
         return self.interp.globals.vars.get(name)
