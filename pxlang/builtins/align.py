@@ -20,13 +20,18 @@ from ..lang.functions import CallContext
 from .lights import (
     _best_index,
     _copy,
+    _detect_xy,
     _error,
+    _frame_result_path,
     _frameset,
-    _luminance_for_stars,
-    _mono,
+    _image_stars,
+    _known_xy,
+    _load_result,
     _parallel,
     _read,
+    _save_result,
     _short,
+    _solve_cached,
 )
 from .registry import builtin
 
@@ -35,6 +40,12 @@ from .registry import builtin
 
 def _ref_index(ctx: CallContext, fs: FrameSet, reference: Any, counts: list[int]) -> int | Image:
     if isinstance(reference, Image):
+        # best(selection) read from this very set: the frame itself (identity transform)
+        if reference.path:
+            for i in range(len(fs)):
+                p = fs.frames[i].path or (fs._cached_path(i) if fs.parent is not None else None)
+                if p and os.path.abspath(p) == os.path.abspath(reference.path):
+                    return i
         return reference
     if isinstance(reference, (int, float)) and not isinstance(reference, bool):
         k = int(reference)
@@ -55,18 +66,6 @@ def _ref_index(ctx: CallContext, fs: FrameSet, reference: Any, counts: list[int]
         return io.load(path)
     best = _best_index(fs)
     return best if best is not None else int(np.argmax(counts))
-
-
-def _stars_of(data: np.ndarray, factor: float, threshold: float) -> np.ndarray:
-    from ..process.stars import find_stars
-
-    # Windowed centroids, no PSF fit: over a few hundred stars the fitted transform is as
-    # accurate (≈ 0.001 px on synthetic 2048² frames) at half the cost.
-    tab = find_stars(data, threshold=threshold, max_stars=1000, fit=False)
-    xy = tab.xy()
-    if factor != 1.0:  # binned CFA cell centres back to sensor pixels
-        xy = xy * factor + (factor - 1.0) / 2.0
-    return xy
 
 
 @builtin(
@@ -112,16 +111,23 @@ def register(
     if not as_list:
         fs.shape  # mixed sizes are an error, naming the frame  # noqa: B018
 
-    def detect(i: int) -> np.ndarray:
-        img = _read(fs, i)
-        lum, factor = _luminance_for_stars(fs, i, img.data)
-        return _stars_of(lum, factor, threshold)
+    from ..run.progress import stage
 
-    star_lists = _parallel(detect, n)
+    keys = [fs.content_key(i) for i in range(n)]
+    star_lists = [_known_xy(ctx, fs, i, keys[i], threshold) for i in range(n)]
+    todo = [i for i in range(n) if star_lists[i] is None]
+    if todo:  # frames measure() did not see: find their stars
+        with stage(ctx.options, "stars", len(todo)) as advance:
+            found = _parallel(
+                lambda k: _detect_xy(ctx, fs, todo[k], keys[todo[k]], threshold),
+                len(todo),
+                advance,
+            )
+        for i, xy in zip(todo, found):
+            star_lists[i] = xy
     ref = _ref_index(ctx, fs, reference, [len(s) for s in star_lists])
     if isinstance(ref, Image):
-        lum = _mono(ref.data)
-        ref_xy, ref_shape = _stars_of(lum, 1.0, threshold), ref.shape[-2:]
+        ref_xy, ref_shape = _image_stars(ctx, ref, threshold), ref.shape[-2:]
         ref_i = None
     else:
         ref_i = ref
@@ -134,9 +140,14 @@ def register(
             hint="choose another reference, or lower threshold=",
         )
 
-    def solve(i: int) -> Any:
+    def solve(i: int, compute: bool = True) -> Any:
         if ref_i is not None and i == ref_i:
             return rg.Transform.identity()
+        if fs.is_persistent(i):
+            stem = os.path.basename(fs.name(i)).split(".")[0] or f"frame{i + 1}"
+            return _solve_cached(ctx, stem, ref_xy, star_lists[i], model, distortion, compute)
+        if not compute:
+            return None
         if len(star_lists[i]) < 4:
             return f"{len(star_lists[i])} stars found"
         try:
@@ -144,7 +155,12 @@ def register(
         except rg.RegistrationError as exc:
             return str(exc)
 
-    results = _parallel(solve, n)
+    results = [solve(i, compute=False) for i in range(n)]  # cached transforms first
+    todo = [i for i in range(n) if results[i] is None]
+    if todo:
+        with stage(ctx.options, "register", len(todo)) as advance:
+            for i, r in zip(todo, _parallel(lambda k: solve(todo[k]), len(todo), advance)):
+                results[i] = r
     ok = [i for i, r in enumerate(results) if isinstance(r, rg.Transform)]
     failed = [(i, r) for i, r in enumerate(results) if not isinstance(r, rg.Transform)]
     if failed:
@@ -175,12 +191,15 @@ def register(
         return out
     sub = fs._subset(ok)
     transforms = [results[i] for i in ok]
-    digest = hashlib.sha256()
+    common = f"{ref_shape}|{interpolation}|{clamp}|{model}|register/2"
+    frame_keys = []  # each registered frame is named by its own transform
     for tr in transforms:
-        digest.update(np.round(tr.matrix, 9).tobytes())
-        if tr.fwd_spline is not None:
+        digest = hashlib.sha256(np.round(tr.matrix, 9).tobytes())
+        if tr.inv_spline is not None:
+            digest.update(np.round(tr.inv_spline.src, 6).tobytes())
             digest.update(np.round(tr.inv_spline.disp, 6).tobytes())
-    digest.update(f"{ref_shape}|{interpolation}|{clamp}|register/1".encode())
+        digest.update(f"{tr.model}|{tr.matched}|{tr.rms:.6g}|{common}".encode())
+        frame_keys.append(digest.hexdigest())
 
     def op(img: Image, j: int, _t=transforms) -> Image:
         data = rg.apply(img.data, _t[j], ref_shape, interpolation, clamp)
@@ -190,7 +209,13 @@ def register(
 
     from .preprocess import _cache_dir
 
-    out = sub.derive(op, digest.hexdigest(), "registered", cache_dir=_cache_dir(ctx))
+    out = sub.derive(
+        op,
+        hashlib.sha256("|".join(frame_keys).encode()).hexdigest(),
+        "registered",
+        cache_dir=_cache_dir(ctx),
+        frame_keys=frame_keys,
+    )
     for f, g in zip(out.frames, sub.frames):
         f.meta = dict(g.meta)
         f.meta["reference_shape"] = tuple(ref_shape)
@@ -232,7 +257,8 @@ def normalize(
     reference − a·frame). Pixels are left as they are (as PixInsight's .xnml files):
     integrate(..., normalization="local") and drizzle() apply it. reference: "best", a
     1-based frame number, a file or an image (an integration of the best frames is best)."""
-    from ..process.normalization import local_normalization
+    from ..process import normalization as nz
+    from ..run.progress import stage
 
     if method != "local":
         raise PxProcessError(
@@ -242,40 +268,75 @@ def normalize(
         )
     fs = _copy(_frameset(frames, "normalize"))
     n = len(fs)
-    if isinstance(reference, Image):
-        ref = reference.data
-    else:
-        if isinstance(reference, str) and reference != "best":
-            from ..image import io
+    # The reference's pixels are read only when some frame's model is not cached yet; its
+    # identity (content key, or a hash of its pixels) is part of every model's cache name.
+    ref_data: list[np.ndarray] = []
 
-            ref = io.load(ctx.resolve_path(reference)).data
-        else:
-            idx = _best_index(fs) if reference == "best" else int(reference) - 1
-            if idx is None:
-                idx = 0
-            ref = _read(fs, idx).data
-    if tuple(ref.shape) != tuple(fs.shape):
+    def load_ref() -> np.ndarray:
+        if not ref_data:
+            if isinstance(reference, Image):
+                ref_data.append(reference.data)
+            elif isinstance(reference, str) and reference != "best":
+                from ..image import io
+
+                ref_data.append(io.load(ctx.resolve_path(reference)).data)
+            else:
+                ref_data.append(_read(fs, ref_idx).data)
+        return ref_data[0]
+
+    ref_idx = None
+    if isinstance(reference, Image) or (isinstance(reference, str) and reference != "best"):
+        ref_key = hashlib.sha256(np.ascontiguousarray(load_ref()).tobytes()).hexdigest()
+    else:
+        ref_idx = _best_index(fs) if reference == "best" else int(reference) - 1
+        if ref_idx is None:
+            ref_idx = 0
+        ref_key = fs.content_key(ref_idx)
+    ref_shape = tuple(ref_data[0].shape) if ref_data else tuple(fs.shape)
+    if ref_shape != tuple(fs.shape):
         raise PxProcessError(
-            f"normalize(): the reference is {ref.shape[-1]}x{ref.shape[-2]} but the frames are "
+            f"normalize(): the reference is {ref_shape[-1]}x{ref_shape[-2]} but the frames are "
             f"{fs.shape[-1]}x{fs.shape[-2]}",
             span=ctx.span,
             hint="normalize registered frames against a registered reference",
         )
-
-    def one(i: int) -> Any:
-        data = _read(fs, i).data
-        from ..process.normalization import ColourNormalization
-
-        if data.ndim == 3:
-            return ColourNormalization(
-                [local_normalization(r, d, scale) for r, d in zip(ref, data)]
+    paths = [_frame_result_path(ctx, fs, i, "normalize", f"{ref_key}|{scale}") for i in range(n)]
+    models: list[Any] = [None] * n
+    for i, path in enumerate(paths):
+        got = _load_result(path)
+        if got is not None:
+            models[i] = nz.model_from_arrays(got)
+    todo = [i for i in range(n) if models[i] is None]
+    if todo:
+        ref = load_ref()
+        try:
+            # background and stars of the reference once, not once per frame
+            prepared = (
+                [nz.prepare_reference(r, scale) for r in ref]
+                if ref.ndim == 3
+                else nz.prepare_reference(ref, scale)
             )
-        return local_normalization(ref, data, scale)
+        except ValueError as exc:
+            raise _error(ctx, "normalize", exc) from exc
 
-    try:
-        models = _parallel(one, n)
-    except ValueError as exc:
-        raise _error(ctx, "normalize", exc) from exc
+        def one(k: int) -> Any:
+            i = todo[k]
+            data = _read(fs, i).data
+            if data.ndim == 3:
+                model = nz.ColourNormalization(
+                    [nz.local_normalization(r, d, scale) for r, d in zip(prepared, data)]
+                )
+            else:
+                model = nz.local_normalization(prepared, data, scale)
+            _save_result(paths[i], nz.model_to_arrays(model))
+            return model
+
+        try:
+            with stage(ctx.options, "normalize", len(todo)) as advance:
+                for i, m in zip(todo, _parallel(one, len(todo), advance)):
+                    models[i] = m
+        except ValueError as exc:
+            raise _error(ctx, "normalize", exc) from exc
     for f, m in zip(fs.frames, models):
         f.meta["normalize"] = m
     return fs
@@ -345,27 +406,31 @@ def drizzle(
         stack = DrizzleStack(ref_shape, scale=scale, pixfrac=pixfrac, kernel=kernel, cfa=pattern)
     except ValueError as exc:
         raise _error(ctx, "drizzle", exc) from exc
-    for i in range(n):
-        meta = fs.frames[i].meta
-        tr = meta["transform"]
-        data = (first if i == 0 else _read(source, i)).data
-        pm = tr.pixmap(data.shape)
-        norm = meta.get("normalize")
-        if norm is not None and hasattr(norm, "offset_at"):
-            # the model lives in the registered geometry: evaluate its offset where each
-            # frame pixel lands
-            data = norm.scale * data + norm.offset_at(pm[..., 0], pm[..., 1])
-        mask = None
-        rej = meta.get("rejected")
-        if isinstance(rej, np.ndarray) and rej.shape == tuple(ref_shape):
-            xi = np.clip(np.rint(pm[..., 0]).astype(int), 0, ref_shape[1] - 1)
-            yi = np.clip(np.rint(pm[..., 1]).astype(int), 0, ref_shape[0] - 1)
-            mask = rej[yi, xi]
-        weight = float(meta.get("weight", 1.0))
-        try:
-            stack.add(data, pm, weight=weight, mask=mask)
-        except ValueError as exc:
-            raise PxProcessError(f"drizzle(): {_short(fs, i)}: {exc}", span=ctx.span) from exc
+    from ..run.progress import stage
+
+    with stage(ctx.options, "drizzle", n) as advance:
+        for i in range(n):
+            meta = fs.frames[i].meta
+            tr = meta["transform"]
+            data = (first if i == 0 else _read(source, i)).data
+            pm = tr.pixmap(data.shape)
+            norm = meta.get("normalize")
+            if norm is not None and hasattr(norm, "offset_at"):
+                # the model lives in the registered geometry: evaluate its offset where each
+                # frame pixel lands
+                data = norm.scale * data + norm.offset_at(pm[..., 0], pm[..., 1])
+            mask = None
+            rej = meta.get("rejected")
+            if isinstance(rej, np.ndarray) and rej.shape == tuple(ref_shape):
+                xi = np.clip(np.rint(pm[..., 0]).astype(int), 0, ref_shape[1] - 1)
+                yi = np.clip(np.rint(pm[..., 1]).astype(int), 0, ref_shape[0] - 1)
+                mask = rej[yi, xi]
+            weight = float(meta.get("weight", 1.0))
+            try:
+                stack.add(data, pm, weight=weight, mask=mask)
+            except ValueError as exc:
+                raise PxProcessError(f"drizzle(): {_short(fs, i)}: {exc}", span=ctx.span) from exc
+            advance()
     img, wht = stack.result()
     header = source.header(0)
     header = header.copy() if header is not None else None

@@ -167,8 +167,13 @@ class FrameSet:
         op_name: str = "",
         cache_dir: str | None = None,
         header_op: Callable[[Any, int], Any] | None = None,
+        frame_keys: Sequence[str] | None = None,
     ):
         self.frames = list(frames)
+        # per-frame operation keys (optional): frame i's cached file is named by
+        # frame_keys[i] instead of op_key, so that one frame's parameters changing (its own
+        # registration transform) leaves the other frames' files valid
+        self.frame_keys = list(frame_keys) if frame_keys is not None else None
         self.source = source
         self.parent = parent
         self.op = op
@@ -209,8 +214,13 @@ class FrameSet:
         op_name: str,
         cache_dir: str | None = None,
         header_op: Callable[[Any, int], Any] | None = None,
+        frame_keys: Sequence[str] | None = None,
     ) -> FrameSet:
-        """A derived set: ``op`` pending over each frame of this set."""
+        """A derived set: ``op`` pending over each frame of this set. ``frame_keys``: one
+        key per frame, naming each cached frame by its own parameters (default ``op_key``
+        for all)."""
+        if frame_keys is not None and len(frame_keys) != len(self.frames):
+            raise ValueError(f"{len(frame_keys)} frame keys for {len(self.frames)} frames")
         frames = [Frame(None, None, None, f.meta) for f in self.frames]
         return FrameSet(
             frames,
@@ -221,6 +231,7 @@ class FrameSet:
             op_name=op_name,
             cache_dir=cache_dir,
             header_op=header_op,
+            frame_keys=frame_keys,
         )
 
     # -- container protocol
@@ -282,6 +293,7 @@ class FrameSet:
             op_name=self.op_name,
             cache_dir=self._cache_dir,
             header_op=self.header_op,
+            frame_keys=None if self.frame_keys is None else [self.frame_keys[i] for i in indices],
         )
         if self.op is not None:
             # re-index the operation onto the subset
@@ -405,7 +417,8 @@ class FrameSet:
         if self.parent is None:
             return None
         parent_id = self.parent._frame_identity(i)
-        digest = hashlib.sha256(f"{parent_id}|{self.op_key}".encode()).hexdigest()[:16]
+        op_key = self.frame_keys[i] if self.frame_keys is not None else self.op_key
+        digest = hashlib.sha256(f"{parent_id}|{op_key}".encode()).hexdigest()[:16]
         stem = os.path.basename(self.name(i)).split(".")[0] or f"frame{i + 1}"
         return os.path.join(self.cache_dir, f"{stem}_{digest}.fits")
 
@@ -417,6 +430,17 @@ class FrameSet:
             st = os.stat(f.path)
             return f"{os.path.abspath(f.path)}:{st.st_size}:{st.st_mtime_ns}"
         return hashlib.sha256(np.ascontiguousarray(f.data).tobytes()).hexdigest()
+
+    def content_key(self, i: int) -> str:
+        """A hex digest naming frame i's pixels: the file (path, size, modification time),
+        a derived frame's inputs and operation, or an in-memory frame's bytes. Per-frame
+        results (star tables, measurements, transforms) are cached under it."""
+        return hashlib.sha256(self._frame_identity(i).encode()).hexdigest()
+
+    def is_persistent(self, i: int) -> bool:
+        """True when frame i comes from a file or derives from one (its results may be cached
+        on disk); False for in-memory pixels."""
+        return self.parent is not None or self.frames[i].path is not None
 
     def materialize_frame(self, i: int) -> str:
         """Write derived frame i to the cache (once) and return its path."""

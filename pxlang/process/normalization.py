@@ -20,6 +20,7 @@ enough to remove gradients and transparency changes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -90,6 +91,65 @@ class ColourNormalization:
         return self.apply(data, r0, r1)
 
 
+def model_to_arrays(model: NormalizationModel | ColourNormalization) -> dict[str, np.ndarray]:
+    """A model as plain arrays (``np.savez``-able, no pickling); see ``model_from_arrays``."""
+    models = model.models if isinstance(model, ColourNormalization) else [model]
+    out: dict[str, np.ndarray] = {"channels": np.array(len(models) if len(models) > 1 else 0)}
+    for k, m in enumerate(models):
+        out[f"grid{k}"] = m.grid
+        out[f"numbers{k}"] = np.array(
+            [m.scale, m.step, m.shape[0], m.shape[1], m.stars_used], np.float64
+        )
+    return out
+
+
+def model_from_arrays(arrays: Any) -> NormalizationModel | ColourNormalization:
+    """The model ``model_to_arrays`` gave (any mapping of name -> array)."""
+    channels = int(arrays["channels"])
+    models = []
+    for k in range(max(channels, 1)):
+        scale, step, h, w, used = np.asarray(arrays[f"numbers{k}"]).tolist()
+        grid = np.asarray(arrays[f"grid{k}"], np.float32)
+        models.append(
+            NormalizationModel(float(scale), grid, int(step), (int(h), int(w)), int(used))
+        )
+    return ColourNormalization(models) if channels else models[0]
+
+
+@dataclass
+class NormalizationReference:
+    """What a reference contributes to every frame's model, computed once per reference:
+    its background-subtracted pixels and RMS at the normalization ``scale``, and the stars
+    (SEP objects with their aperture radii) for the relative photometry."""
+
+    data: np.ndarray
+    sub: np.ndarray
+    rms: float
+    scale: int
+    objs: np.ndarray | None
+    radii: np.ndarray | None
+
+
+def prepare_reference(reference: np.ndarray, scale: int = 128) -> NormalizationReference:
+    """Background and stars of a mono reference, for ``local_normalization`` of many frames
+    (the reference's stars are then detected once, not once per frame)."""
+    ref = np.asarray(reference, np.float32)
+    if ref.ndim != 2:
+        raise ValueError(f"local normalization works on mono (H, W) images; got {ref.shape}")
+    scale = _check_scale(scale)
+    b_ref, rms_ref = _background(ref, scale)
+    ref_sub = np.where(np.isfinite(ref), ref - b_ref, 0.0).astype(np.float32)
+    objs, radii = _reference_stars(ref_sub)
+    return NormalizationReference(ref, ref_sub, rms_ref, scale, objs, radii)
+
+
+def _check_scale(scale: int) -> int:
+    scale = int(scale)
+    if scale < 16:
+        raise ValueError(f"normalization scale must be at least 16 pixels; got {scale}")
+    return scale
+
+
 def _background(data: np.ndarray, scale: int) -> tuple[np.ndarray, float]:
     from .stars import background
 
@@ -100,39 +160,52 @@ def _background(data: np.ndarray, scale: int) -> tuple[np.ndarray, float]:
     return back, rms
 
 
-def _star_scale(ref_sub: np.ndarray, tgt_sub: np.ndarray, rms: float) -> tuple[float, int]:
-    """Median flux ratio reference/target of stars found in the reference."""
-    import sep
-
+def _reference_stars(ref_sub: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Stars of the background-subtracted reference, clear of the borders, with their
+    aperture radii; (None, None) when there are fewer than 5."""
     from .stars import detect
 
     objs, _, _, _ = detect(ref_sub, threshold=10.0, max_stars=400)
     if objs.size < 5:
-        return float("nan"), 0
+        return None, None
     h, w = ref_sub.shape
     r = np.clip(3.0 * np.sqrt(objs["a"] * objs["b"]) * 1.5, 3.0, 15.0)
     m = 2.5 * r
     inside = (objs["x"] > m) & (objs["x"] < w - 1 - m) & (objs["y"] > m) & (objs["y"] < h - 1 - m)
-    objs, r = objs[inside], r[inside]
-    if objs.size < 5:
+    if inside.sum() < 5:
+        return None, None
+    return objs[inside], r[inside]
+
+
+def _star_scale(ref: NormalizationReference, tgt_sub: np.ndarray) -> tuple[float, int]:
+    """Median flux ratio reference/target of stars found in the reference."""
+    import sep
+
+    objs, r = ref.objs, ref.radii
+    if objs is None:
         return float("nan"), 0
     # a local annulus removes what the coarse background model leaves around each star
     ann = (1.5 * r, 2.5 * r)
-    fr, _, _ = sep.sum_circle(np.ascontiguousarray(ref_sub), objs["x"], objs["y"], r, bkgann=ann)
+    fr, _, _ = sep.sum_circle(np.ascontiguousarray(ref.sub), objs["x"], objs["y"], r, bkgann=ann)
     ft, _, _ = sep.sum_circle(np.ascontiguousarray(tgt_sub), objs["x"], objs["y"], r, bkgann=ann)
-    ok = (fr > 20 * rms * r) & (ft > 0) & np.isfinite(ft)
+    ok = (fr > 20 * ref.rms * r) & (ft > 0) & np.isfinite(ft)
     if ok.sum() < 5:
         return float("nan"), int(ok.sum())
     return float(np.median(fr[ok] / ft[ok])), int(ok.sum())
 
 
 def local_normalization(
-    reference: np.ndarray, target: np.ndarray, scale: int = 128
+    reference: np.ndarray | NormalizationReference, target: np.ndarray, scale: int = 128
 ) -> NormalizationModel:
     """Compute the model that normalizes ``target`` to ``reference`` (both registered, mono,
-    same shape)."""
-    ref = np.asarray(reference, np.float32)
+    same shape). ``reference`` may be ``prepare_reference(reference, scale)``, to normalize
+    many frames against one reference without finding its stars each time."""
     tgt = np.asarray(target, np.float32)
+    scale = _check_scale(scale)
+    if isinstance(reference, NormalizationReference) and reference.scale != scale:
+        reference = reference.data
+    ref = reference.data if isinstance(reference, NormalizationReference) else reference
+    ref = np.asarray(ref, np.float32)
     if ref.ndim != 2 or tgt.ndim != 2:
         raise ValueError(
             f"local normalization works on mono (H, W) images; got {ref.shape} and {tgt.shape}"
@@ -142,14 +215,15 @@ def local_normalization(
             f"reference and frame differ in size: {ref.shape[1]}x{ref.shape[0]} vs "
             f"{tgt.shape[1]}x{tgt.shape[0]} (register the frames first)"
         )
-    scale = int(scale)
-    if scale < 16:
-        raise ValueError(f"normalization scale must be at least 16 pixels; got {scale}")
-    b_ref, rms_ref = _background(ref, scale)
+    prepared = (
+        reference
+        if isinstance(reference, NormalizationReference)
+        else prepare_reference(ref, scale)
+    )
+    ref_sub = prepared.sub
     b_tgt, _ = _background(tgt, scale)
-    ref_sub = np.where(np.isfinite(ref), ref - b_ref, 0.0).astype(np.float32)
     tgt_sub = np.where(np.isfinite(tgt), tgt - b_tgt, 0.0).astype(np.float32)
-    a, used = _star_scale(ref_sub, tgt_sub, rms_ref)
+    a, used = _star_scale(prepared, tgt_sub)
     if not np.isfinite(a) or a <= 0:
         # no usable stars: ratio of the dispersions of the signal above the background
         from scipy.stats import median_abs_deviation

@@ -18,12 +18,14 @@ which has no angle degeneracy for round stars:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 _FWHM_GAUSS = 2.0 * np.sqrt(2.0 * np.log(2.0))  # 2.3548 σ
 
 COLUMNS = ("x", "y", "flux", "fwhm", "eccentricity", "peak", "saturated")
+_ALL_COLUMNS = (*COLUMNS, "fwhm_major", "fwhm_minor", "theta", "beta")
 
 
 @dataclass
@@ -68,10 +70,25 @@ class StarTable:
     def select(self, mask: np.ndarray) -> StarTable:
         """A table with the rows where ``mask`` is true (or the given indices)."""
         cols = {}
-        for name in (*COLUMNS, "fwhm_major", "fwhm_minor", "theta", "beta"):
+        for name in _ALL_COLUMNS:
             arr = getattr(self, name)
             cols[name] = arr[mask] if arr.size == self.x.size else arr
         return StarTable(**cols, background=self.background, noise=self.noise, model=self.model)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The table as plain arrays (``np.savez``-able, no pickling); see ``from_arrays``."""
+        out = {name: np.asarray(getattr(self, name)) for name in _ALL_COLUMNS}
+        out["background_noise"] = np.array([self.background, self.noise], np.float64)
+        out["model"] = np.array(self.model)
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: Any) -> StarTable:
+        """The table ``to_arrays`` gave (any mapping of name -> array, e.g. an ``np.load``)."""
+        cols = {name: np.asarray(arrays[name]) for name in _ALL_COLUMNS}
+        cols["saturated"] = cols["saturated"].astype(bool)
+        bg, noise = (float(v) for v in np.asarray(arrays["background_noise"]))
+        return cls(**cols, background=bg, noise=noise, model=str(arrays["model"]))
 
     def rows(self) -> list[dict[str, float]]:
         """The table as a list of dicts (for printing / JSON)."""
@@ -153,7 +170,9 @@ def detect(
     if objs.size:
         # Windowed centroids are several times more precise than isophotal barycentres.
         sig = np.clip(2.0 / 2.3548 * np.sqrt(objs["a"] * objs["b"]) * 1.5, 0.5, 10.0)
-        wx, wy, wflag = sep.winpos(sub, objs["x"], objs["y"], sig)
+        # subpix=0: exact pixel/window overlap, twice as fast as the default 11×11
+        # sub-sampling and as precise (positions agree to 0.001 px)
+        wx, wy, wflag = sep.winpos(sub, objs["x"], objs["y"], sig, subpix=0)
         good = (wflag == 0) & np.isfinite(wx) & (np.hypot(wx - objs["x"], wy - objs["y"]) < 2.0)
         objs = objs.copy()
         objs["x"] = np.where(good, wx, objs["x"])
@@ -163,14 +182,43 @@ def detect(
 
 def _model(params: np.ndarray, dx: np.ndarray, dy: np.ndarray, kind: str) -> np.ndarray:
     """Evaluate N PSFs. params (N, P); dx/dy (K,) offsets of stamp pixels; returns (N, K)."""
+    return _model_jac(params, dx, dy, kind, jacobian=False)[0]
+
+
+def _model_jac(
+    params: np.ndarray, dx: np.ndarray, dy: np.ndarray, kind: str, jacobian: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """N PSFs (N, K) and, with ``jacobian``, their analytic derivatives (N, K, P): one pass
+    instead of the P + 1 evaluations of a finite-difference Jacobian."""
     b, a, x0, y0, cxx, cyy, cxy = (params[:, i : i + 1] for i in range(7))
     ddx = dx[None, :] - x0
     ddy = dy[None, :] - y0
     q = cxx * ddx * ddx + cyy * ddy * ddy + cxy * ddx * ddy
     if kind == "gaussian":
-        return b + a * np.exp(-0.5 * q)
-    beta = params[:, 7:8]
-    return b + a * np.power(1.0 + np.maximum(q, 0.0), -beta)
+        shape = np.exp(-0.5 * q)
+        model = b + a * shape
+        if not jacobian:
+            return model, None
+        dq = -0.5 * a * shape  # ∂f/∂q
+    else:
+        beta = params[:, 7:8]
+        u = 1.0 + np.maximum(q, 0.0)
+        shape = np.power(u, -beta)
+        model = b + a * shape
+        if not jacobian:
+            return model, None
+        dq = np.where(q > 0.0, -a * beta * shape / u, 0.0)
+    jac = np.empty((*model.shape, params.shape[1]))
+    jac[..., 0] = 1.0
+    jac[..., 1] = shape
+    jac[..., 2] = -dq * (2.0 * cxx * ddx + cxy * ddy)
+    jac[..., 3] = -dq * (2.0 * cyy * ddy + cxy * ddx)
+    jac[..., 4] = dq * ddx * ddx
+    jac[..., 5] = dq * ddy * ddy
+    jac[..., 6] = dq * ddx * ddy
+    if kind != "gaussian":
+        jac[..., 7] = -a * shape * np.log(u)
+    return model, jac
 
 
 def _valid(params: np.ndarray, kind: str, half: int) -> np.ndarray:
@@ -223,15 +271,10 @@ def fit_psf(
             break
         pa = p[idx]
         ra = res[idx]
-        # Forward-difference Jacobian, step relative to each parameter's size.
-        jac = np.empty((idx.size, dx.size, npar))
-        for j in range(npar):
-            h = 1e-6 * np.maximum(np.abs(pa[:, j]), 1e-3)
-            pp = pa.copy()
-            pp[:, j] += h
-            jac[:, :, j] = (_model(pp, dx, dy, kind) - z[idx] - ra) / h[:, None]
-        jtj = np.einsum("nki,nkj->nij", jac, jac)
-        jtr = np.einsum("nki,nk->ni", jac, ra)
+        _, jac = _model_jac(pa, dx, dy, kind)
+        jt = jac.transpose(0, 2, 1)
+        jtj = jt @ jac  # batched BLAS: far faster than einsum here
+        jtr = (jt @ ra[:, :, None])[:, :, 0]
         diag = np.einsum("nii->ni", jtj)
         a_mat = jtj + (lam[idx, None] * np.maximum(diag, 1e-12))[:, :, None] * np.eye(npar)
         try:

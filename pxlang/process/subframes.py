@@ -22,9 +22,12 @@ Per frame (names as SubframeSelector shows them):
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .stars import StarTable
 
 PROPERTIES = (
     "FWHM",
@@ -108,8 +111,26 @@ def measure_frame(
     model: str = "moffat",
     threshold: float = 5.0,
     max_fit: int = 300,
+    stars: StarTable | None = None,
 ) -> dict[str, float]:
-    """Measure one mono frame (colour frames: pass the luminance or the green channel)."""
+    """Measure one mono frame (colour frames: pass the luminance or the green channel).
+
+    ``stars``: the frame's star table when already found (``find_stars`` with the same
+    threshold and model), so that stars are not detected again."""
+    return measure_frame_stars(data, scale, gain, model, threshold, max_fit, stars)[0]
+
+
+def measure_frame_stars(
+    data: np.ndarray,
+    scale: float | None = None,
+    gain: float | None = None,
+    model: str = "moffat",
+    threshold: float = 5.0,
+    max_fit: int = 300,
+    stars: StarTable | None = None,
+) -> tuple[dict[str, float], StarTable]:
+    """``measure_frame`` that also returns the star table it measured (to keep and reuse:
+    registration needs the same stars)."""
     from .stars import find_stars
 
     arr = np.asarray(data, np.float32)
@@ -118,7 +139,10 @@ def measure_frame(
     finite = arr[np.isfinite(arr)]
     if finite.size == 0:
         raise ValueError("frame has no finite pixels")
-    table = find_stars(arr, threshold=threshold, model=model, max_fit=max_fit)
+    if stars is None:
+        table = find_stars(arr, threshold=threshold, model=model, max_fit=max_fit)
+    else:
+        table = stars
     ok = table.fitted
     nfit = int(ok.sum())
     fwhm_px = float(np.median(table.fwhm[ok])) if nfit >= MIN_FITTED else math.nan
@@ -147,7 +171,7 @@ def measure_frame(
         out["NoiseElectrons"] = noise * gain
     if scale:
         out["Scale"] = float(scale)
-    return out
+    return out, table
 
 
 def statistics(rows: list[dict[str, float]]) -> dict[str, float]:

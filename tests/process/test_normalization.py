@@ -78,3 +78,44 @@ def test_colour_and_bad_input():
         normalize(ref[0], ref[0][:, :100])
     with pytest.raises(ValueError, match="at least 16"):
         local_normalization(ref[0], ref[0], scale=4)
+
+
+def test_prepared_reference_and_plain_array_round_trip():
+    from pxlang.process.normalization import (
+        ColourNormalization,
+        model_from_arrays,
+        model_to_arrays,
+        prepare_reference,
+    )
+
+    rng = np.random.default_rng(10)
+    sig, xx, yy = scene(rng)
+    ref = (sig + 0.1 + rng.normal(0, SIGMA, sig.shape)).astype(np.float32)
+    targets = [
+        (k * sig + 0.05 + 0.02 * xx + rng.normal(0, SIGMA, sig.shape)).astype(np.float32)
+        for k in (0.6, 0.8)
+    ]
+    prepared = prepare_reference(ref, scale=64)
+    for tgt in targets:
+        direct = local_normalization(ref, tgt, scale=64)
+        shared = local_normalization(prepared, tgt, scale=64)
+        assert shared.scale == direct.scale and shared.stars_used == direct.stars_used > 20
+        np.testing.assert_array_equal(shared.grid, direct.grid)
+    # a prepared reference at another scale is not used blindly
+    other = local_normalization(prepared, targets[0], scale=32)
+    assert other.step == local_normalization(ref, targets[0], scale=32).step
+    # models travel through plain arrays (the per-frame cache), mono and colour
+    mono = local_normalization(prepared, targets[0], scale=64)
+    back = model_from_arrays(model_to_arrays(mono))
+    assert (back.scale, back.step, back.shape, back.stars_used) == (
+        mono.scale,
+        mono.step,
+        mono.shape,
+        mono.stars_used,
+    )
+    np.testing.assert_array_equal(back(targets[0]), mono(targets[0]))
+    colour = ColourNormalization([mono, local_normalization(prepared, targets[1], scale=64)])
+    back = model_from_arrays(model_to_arrays(colour))
+    assert isinstance(back, ColourNormalization) and len(back.models) == 2
+    pair = np.stack(targets)
+    np.testing.assert_array_equal(back(pair[:, 5:30], 5, 30), colour(pair[:, 5:30], 5, 30))

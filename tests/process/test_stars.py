@@ -121,3 +121,48 @@ def test_bad_input():
         find_stars(np.zeros((3, 64, 64), np.float32))
     with pytest.raises(ValueError, match="moffat"):
         find_stars(np.zeros((64, 64), np.float32), model="airy")
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "moffat"])
+def test_analytic_jacobian_matches_finite_differences(kind):
+    from pxlang.process.stars import _model_jac
+
+    rng = np.random.default_rng(8)
+    n = 6
+    params = np.column_stack(
+        [
+            rng.normal(0, 0.01, n),
+            rng.uniform(0.05, 0.2, n),
+            rng.uniform(-0.5, 0.5, (n, 2)),
+            rng.uniform(0.15, 0.3, (n, 2)),
+            rng.uniform(-0.05, 0.05, n),
+            rng.uniform(2.0, 4.0, n),
+        ]
+    )
+    if kind == "gaussian":
+        params = params[:, :7]
+    yy, xx = np.mgrid[-6:7, -6:7]
+    dx, dy = xx.ravel().astype(float), yy.ravel().astype(float)
+    model, jac = _model_jac(params, dx, dy, kind)
+    for j in range(params.shape[1]):
+        h = 1e-6
+        up, down = params.copy(), params.copy()
+        up[:, j] += h
+        down[:, j] -= h
+        numeric = (
+            _model_jac(up, dx, dy, kind, False)[0] - _model_jac(down, dx, dy, kind, False)[0]
+        ) / (2 * h)
+        np.testing.assert_allclose(jac[..., j], numeric, rtol=1e-5, atol=1e-8)
+
+
+def test_star_table_round_trip_through_plain_arrays(tmp_path):
+    rng = np.random.default_rng(9)
+    img, _, _ = field(rng, n=30, size=160)
+    tab = find_stars(img)
+    np.savez(tmp_path / "t.npz", **tab.to_arrays())
+    with np.load(tmp_path / "t.npz", allow_pickle=False) as z:
+        back = StarTable.from_arrays(z)
+    for name in ("x", "y", "flux", "fwhm", "eccentricity", "peak", "saturated", "beta", "theta"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(tab, name))
+    assert back.saturated.dtype == bool
+    assert (back.background, back.noise, back.model) == (tab.background, tab.noise, tab.model)
