@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import signal
 import threading
 import time
 
@@ -11,7 +10,6 @@ import pytest
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
-from pxlang.image.store import Image
 from pxlang.repl import Session, run_repl
 from pxlang.run.repl.loop import history_path
 
@@ -101,33 +99,59 @@ def test_ctrl_c_at_the_prompt_drops_the_input():
     assert "q" not in s.names() and "5" in printed(text)
 
 
-def test_ctrl_c_cancels_a_slow_evaluation_and_the_prompt_returns():
-    s = Session()
-    rng = np.random.default_rng(1)
-    s.interp.globals.vars["big"] = Image(rng.random((900, 900), dtype=np.float32))
-    # 300 chained median filters in ONE input: far more than a few seconds of work
-    loop = "y = big; for i in [" + ", ".join(["1"] * 300) + "] { y = medfilt(y, 5) }\n"
-    main = threading.main_thread().ident
+_CTRL_C_SCRIPT = r"""
+import signal, sys, threading, time
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from test_repl import drive, printed
+from pxlang.image.store import Image
+from pxlang.repl import Session
 
-    def interrupter() -> None:
-        deadline = time.monotonic() + 20
-        while not s.busy and time.monotonic() < deadline:
-            time.sleep(0.01)
+s = Session()
+s.interp.globals.vars["big"] = Image(np.random.default_rng(1).random((900, 900), dtype=np.float32))
+# 300 chained median filters in ONE input: far more than a few seconds of work
+loop = "y = big; for i in [" + ", ".join(["1"] * 300) + "] { y = medfilt(y, 5) }\n"
+main = threading.main_thread().ident
+
+def interrupter():
+    deadline = time.monotonic() + 20
+    while not s.busy and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.5)
+    # what Ctrl-C in a terminal sends; again while the evaluation has not stopped (a signal
+    # that lands inside one long C call is seen only when it returns)
+    while s.busy and time.monotonic() < deadline:
+        signal.pthread_kill(main, signal.SIGINT)
         time.sleep(0.5)
-        # what Ctrl-C in a terminal sends; again while the evaluation has not stopped (a
-        # signal that lands inside one long C call is seen only when it returns)
-        while s.busy and time.monotonic() < deadline:
-            signal.pthread_kill(main, signal.SIGINT)
-            time.sleep(0.5)
 
-    t0 = time.perf_counter()
-    threading.Thread(target=interrupter, daemon=True).start()
-    text = drive(loop + "n = 6 * 7\nn\n\x04", session=s)
-    elapsed = time.perf_counter() - t0
-    assert "cancelled" in printed(text)
-    assert s.value("n") == 42.0 and "42" in printed(text)
-    assert elapsed < 6, f"the evaluation was not cancelled ({elapsed:.1f} s)"
-    assert s.interp.depth == 0
+t0 = time.perf_counter()
+threading.Thread(target=interrupter, daemon=True).start()
+text = drive(loop + "n = 6 * 7\nn\n\x04", session=s)
+print("ELAPSED", time.perf_counter() - t0)
+print("CANCELLED", "cancelled" in printed(text))
+print("N", s.value("n"), "42" in printed(text))
+print("DEPTH", s.interp.depth)
+"""
+
+
+def test_ctrl_c_cancels_a_slow_evaluation_and_the_prompt_returns():
+    # in its own process: signals and threads of other tests cannot interfere
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    r = subprocess.run(
+        [sys.executable, "-c", _CTRL_C_SCRIPT, str(Path(__file__).parent)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = dict(line.split(" ", 1) for line in r.stdout.splitlines() if " " in line)
+    assert out["CANCELLED"] == "True", r.stdout
+    assert out["N"] == "42.0 True", r.stdout
+    assert float(out["ELAPSED"]) < 6, f"the evaluation was not cancelled ({out['ELAPSED']} s)"
+    assert out["DEPTH"] == "0"
 
 
 def test_history_persists_and_ctrl_r_finds_an_old_input(tmp_path):
