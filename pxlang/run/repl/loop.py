@@ -97,6 +97,9 @@ def run_repl(
 ) -> int:
     """The interactive loop. ``input``/``output`` let tests drive it with pipes (then history
     stays in memory unless ``history`` names a file); ``session`` lets them inspect it."""
+    import signal
+    import threading
+
     from prompt_toolkit import PromptSession
     from prompt_toolkit.history import FileHistory, InMemoryHistory
     from prompt_toolkit.lexers import PygmentsLexer
@@ -106,6 +109,10 @@ def run_repl(
     from .toolbar import signature_fragments
     from .validator import PxValidator
 
+    if threading.current_thread() is threading.main_thread():
+        # Ctrl-C must cancel an evaluation even when the REPL was started with SIGINT ignored
+        # (a background job, nohup): Python leaves an inherited SIG_IGN in place
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     session = session or Session()
     path = history or (history_path() if input is None else None)
     store: Any = InMemoryHistory()
