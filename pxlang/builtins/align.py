@@ -17,13 +17,12 @@ from ..image.frameset import FrameSet
 from ..image.store import Image
 from ..lang.errors import PxProcessError
 from ..lang.functions import CallContext
+from .common import as_frames, process_error
 from .lights import (
     _best_index,
     _copy,
     _detect_xy,
-    _error,
     _frame_result_path,
-    _frameset,
     _image_stars,
     _known_xy,
     _load_result,
@@ -101,7 +100,7 @@ def register(
     from ..process import registration as rg
 
     as_list = isinstance(frames, (list, tuple))
-    fs = _copy(_frameset(frames, "register"))
+    fs = _copy(as_frames(frames, "register"))
     n = len(fs)
     if model not in rg.MODELS:
         raise PxProcessError(
@@ -266,7 +265,7 @@ def normalize(
             span=ctx.span,
             hint="integrate() does the global normalizations itself (normalization=)",
         )
-    fs = _copy(_frameset(frames, "normalize"))
+    fs = _copy(as_frames(frames, "normalize"))
     n = len(fs)
     # The reference's pixels are read only when some frame's model is not cached yet; its
     # identity (content key, or a hash of its pixels) is part of every model's cache name.
@@ -317,7 +316,7 @@ def normalize(
                 else nz.prepare_reference(ref, scale)
             )
         except ValueError as exc:
-            raise _error(ctx, "normalize", exc) from exc
+            raise process_error(ctx, "normalize", exc) from exc
 
         def one(k: int) -> Any:
             i = todo[k]
@@ -336,7 +335,7 @@ def normalize(
                 for i, m in zip(todo, _parallel(one, len(todo), advance)):
                     models[i] = m
         except ValueError as exc:
-            raise _error(ctx, "normalize", exc) from exc
+            raise process_error(ctx, "normalize", exc) from exc
     for f, m in zip(fs.frames, models):
         f.meta["normalize"] = m
     return fs
@@ -371,7 +370,7 @@ def drizzle(
     from ..process.debayer import PATTERNS, pattern_from_header
     from ..process.drizzle import DrizzleStack
 
-    fs = _frameset(frames, "drizzle")
+    fs = as_frames(frames, "drizzle")
     n = len(fs)
     missing = [_short(fs, i) for i in range(n) if "transform" not in fs.frames[i].meta]
     if missing:
@@ -405,7 +404,7 @@ def drizzle(
     try:
         stack = DrizzleStack(ref_shape, scale=scale, pixfrac=pixfrac, kernel=kernel, cfa=pattern)
     except ValueError as exc:
-        raise _error(ctx, "drizzle", exc) from exc
+        raise process_error(ctx, "drizzle", exc) from exc
     from ..run.progress import stage
 
     with stage(ctx.options, "drizzle", n) as advance:
@@ -487,7 +486,7 @@ def debayer(
             try:
                 return db.shift_pattern(pattern)
             except ValueError as exc:
-                raise _error(ctx, "debayer", exc) from exc
+                raise process_error(ctx, "debayer", exc) from exc
         found = db.pattern_from_header(header)
         if found is None:
             raise PxProcessError(
@@ -534,7 +533,7 @@ def debayer(
         return out[0] if len(out) == 1 else out
     if isinstance(frames, Image):
         return one(frames, frames.name or "the image")
-    fs = _frameset(frames, "debayer")
+    fs = as_frames(frames, "debayer")
 
     def op(img: Image, i: int) -> Image:
         return one(img, _short(fs, i))

@@ -39,24 +39,13 @@ from ..image.frameset import FrameSet
 from ..image.store import Image
 from ..lang.errors import PxError, PxProcessError
 from ..lang.functions import CallContext
+from .common import as_frames, process_error
 from .registry import builtin, describe
 
 WORKERS = 2  # per-frame work on both cores
 
 
 # ---------------------------------------------------------------------------- helpers
-
-
-def _frameset(value: Any, name: str) -> FrameSet:
-    if isinstance(value, FrameSet):
-        return value
-    if isinstance(value, Image):
-        return FrameSet.from_arrays([value])
-    if isinstance(value, (list, tuple)) and value and all(isinstance(v, Image) for v in value):
-        return FrameSet.from_arrays(list(value))
-    raise PxProcessError(
-        f"{name}(): expected a frame set (files(...)) or a list of images, got {describe(value)}"
-    )
 
 
 def _copy(fs: FrameSet) -> FrameSet:
@@ -318,10 +307,6 @@ def _solve_cached(
     return result
 
 
-def _error(ctx: CallContext, name: str, exc: Exception) -> PxError:
-    return PxProcessError(f"{name}(): {exc}", span=ctx.span)
-
-
 def _best_index(fs: FrameSet) -> int | None:
     for i, f in enumerate(fs.frames):
         if f.meta.get("best"):
@@ -371,7 +356,7 @@ def stars(
             saturation=saturation,
         )
     except ValueError as exc:
-        raise _error(ctx, "stars", exc) from exc
+        raise process_error(ctx, "stars", exc) from exc
 
 
 # ---------------------------------------------------------------------------- measure / select
@@ -404,7 +389,7 @@ def measure(
     from ..process.subframes import camera_gain, measure_frame_stars, pixel_scale
     from ..run.progress import stage
 
-    fs = _copy(_frameset(frames, "measure"))
+    fs = _copy(as_frames(frames, "measure"))
     n = len(fs)
     keys = [fs.content_key(i) for i in range(n)]
 
@@ -549,7 +534,7 @@ def select(
     first if they were not. When most frames fail, a warning says which condition failed."""
     from ..process.subframes import statistics
 
-    fs = _frameset(measured, "select")
+    fs = as_frames(measured, "select")
     if any("measure" not in f.meta for f in fs.frames):
         fs = measure(ctx, fs)
     else:

@@ -11,8 +11,9 @@ from typing import Any
 
 from ..image.frameset import FrameSet
 from ..image.store import Image
-from ..lang.errors import PxError, PxProcessError
+from ..lang.errors import PxError
 from ..lang.functions import CallContext
+from .common import as_frames, process_error
 from .registry import builtin
 
 
@@ -26,24 +27,6 @@ def _cache_dir(ctx: CallContext) -> str:
     if env:
         return os.path.join(env, "frames")
     return os.path.join(ctx.base_dir, ".pxlang-cache", "frames")
-
-
-def _process_error(ctx: CallContext, name: str, exc: Exception) -> PxError:
-    return PxProcessError(f"{name}(): {exc}", span=ctx.span)
-
-
-def _frames(value: Any, name: str) -> FrameSet:
-    if isinstance(value, FrameSet):
-        return value
-    if isinstance(value, Image):
-        return FrameSet.from_arrays([value])
-    if isinstance(value, (list, tuple)) and value and all(isinstance(v, Image) for v in value):
-        return FrameSet.from_arrays(list(value))
-    from .registry import describe
-
-    raise PxProcessError(
-        f"{name}(): expected a frame set (files(...)) or a list of images, got {describe(value)}"
-    )
 
 
 _DASHED = {"CCD_TEMP", "SET_TEMP", "DATE_OBS"}  # FITS keywords with a '-' in their name
@@ -109,7 +92,7 @@ def integrate(
     from ..image.frameset import header_value, normalise_imagetyp
     from ..process import integration
 
-    fs = _frames(frames, "integrate")
+    fs = as_frames(frames, "integrate")
     norm = normalization
     if norm == "auto":
         kind = normalise_imagetyp(header_value(fs.header(0), "IMAGETYP") or "")
@@ -129,7 +112,7 @@ def integrate(
     except PxError:
         raise
     except ValueError as exc:
-        raise _process_error(ctx, "integrate", exc) from exc
+        raise process_error(ctx, "integrate", exc) from exc
     return list(result) if isinstance(result, tuple) else result
 
 
@@ -154,7 +137,7 @@ def superbias(
     try:
         data = sb.superbias(master_bias.data, layers=layers, columns=columns, rows=rows)
     except ValueError as exc:
-        raise _process_error(ctx, "superbias", exc) from exc
+        raise process_error(ctx, "superbias", exc) from exc
     out = master_bias.with_data(data, name="superbias")
     if out.header is not None:
         out.header["IMAGETYP"] = "Master Bias"
@@ -195,7 +178,7 @@ def calibrate(
     from ..process import calibration
 
     single = isinstance(frames, Image)
-    fs = _frames(frames, "calibrate")
+    fs = as_frames(frames, "calibrate")
     if library is not None:
         from ..run import library as lib
 
@@ -225,7 +208,7 @@ def calibrate(
     except PxError:
         raise
     except ValueError as exc:
-        raise _process_error(ctx, "calibrate", exc) from exc
+        raise process_error(ctx, "calibrate", exc) from exc
 
 
 @builtin(
@@ -254,7 +237,7 @@ def cosmetic(
     from ..process import cosmetic as cc
 
     single = isinstance(frames, Image)
-    fs = _frames(frames, "cosmetic")
+    fs = as_frames(frames, "cosmetic")
     try:
         out = cc.cosmetic(
             fs,
@@ -269,4 +252,4 @@ def cosmetic(
     except PxError:
         raise
     except ValueError as exc:
-        raise _process_error(ctx, "cosmetic", exc) from exc
+        raise process_error(ctx, "cosmetic", exc) from exc

@@ -40,6 +40,18 @@ def _median(v, lo, hi):
     return v[h] if n % 2 == 1 else 0.5 * (v[h] + v[h - 1])
 
 
+@njit(cache=True, inline="always")
+def _clip_range(v, lo, hi, m, s, lowp, highp):
+    """One sigma-clipping pass over sorted v[lo:hi] about m with scale s; whether it moved."""
+    lo0 = lo
+    hi0 = hi
+    while lo < hi and (m - v[lo]) / s > lowp:
+        lo += 1
+    while hi > lo and (v[hi - 1] - m) / s > highp:
+        hi -= 1
+    return lo, hi, lo != lo0 or hi != hi0
+
+
 @njit(cache=True)
 def _winsorized_sigma(v, P1, P2, lo, hi, m):
     """Huber's Winsorized sigma of sorted shifted values [lo, hi) about centre m.
@@ -255,15 +267,8 @@ def _reject(v, n, method, lowp, highp, relax, pk, lam, P1, P2, keep, tmp, shift)
                 s = _winsorized_sigma(v, P1, P2, lo, hi, m)
             if s < _TINY:
                 break
-            lo0 = lo
-            hi0 = hi
-            while lo < hi and (m - v[lo]) / s > lowp:
-                lo += 1
-            while hi > lo and (v[hi - 1] - m) / s > highp:
-                hi -= 1
-            if lo == lo0 and hi == hi0:
-                break
-            if hi - lo < 3:
+            lo, hi, moved = _clip_range(v, lo, hi, m, s, lowp, highp)
+            if not moved or hi - lo < 3:
                 break
         return lo, hi, lo, n - hi
     if method == 4:  # averaged sigma: s = sqrt(k * median), k one constant for the image
@@ -276,15 +281,8 @@ def _reject(v, n, method, lowp, highp, relax, pk, lam, P1, P2, keep, tmp, shift)
             s = np.sqrt(pk * ma) if ma > 0.0 else 0.0
             if not s >= _TINY:
                 break
-            lo0 = lo
-            hi0 = hi
-            while lo < hi and (m - v[lo]) / s > lowp:
-                lo += 1
-            while hi > lo and (v[hi - 1] - m) / s > highp:
-                hi -= 1
-            if lo == lo0 and hi == hi0:
-                break
-            if hi - lo < 3:
+            lo, hi, moved = _clip_range(v, lo, hi, m, s, lowp, highp)
+            if not moved or hi - lo < 3:
                 break
         return lo, hi, lo, n - hi
     if method == 7:  # generalised ESD
