@@ -167,13 +167,20 @@ def read_raw(path: str) -> tuple[np.ndarray, str, dict]:
         raise ImportError(
             "reading camera raw files needs rawpy: pip install 'pxlang[raw]'"
         ) from exc
-    with rawpy.imread(path) as raw:
-        mosaic = raw.raw_image_visible.astype(np.float32)
-        desc = raw.color_desc.decode()
-        pat = raw.raw_pattern[:2, :2]
-        letters = "".join(desc[i] for i in pat.ravel())
-        black = float(np.mean(raw.black_level_per_channel))
-        white = float(raw.white_level)
-        meta = {"BLACK": black, "WHITE": white}
+    try:
+        with rawpy.imread(path) as raw:
+            mosaic = raw.raw_image_visible.astype(np.float32)
+            desc = raw.color_desc.decode()
+            pat = raw.raw_pattern[:2, :2]
+            letters = "".join(desc[i] for i in pat.ravel())
+            black = float(np.mean(raw.black_level_per_channel))
+            white = float(raw.white_level)
+            meta = {"BLACK": black, "WHITE": white}
+    except (OSError, rawpy.LibRawError) as exc:
+        # LibRaw's own messages ("Input/output error", "Unsupported file format") do not name
+        # the file: ours does
+        raise ValueError(f"cannot read camera raw file {path}: {exc}") from None
+    if set(letters) != {"R", "G", "B"}:
+        raise ValueError(f"{path}: not a Bayer RGB sensor (colour pattern {letters!r})")
     data = np.clip((mosaic - black) / max(white - black, 1.0), 0.0, 1.0).astype(np.float32)
     return data, letters, meta

@@ -74,3 +74,44 @@ def test_bad_input_and_raw_without_rawpy(monkeypatch):
     monkeypatch.setitem(sys.modules, "rawpy", None)  # as if the [raw] extra were missing
     with pytest.raises(ImportError, match=r"pxlang\[raw\]"):
         read_raw("IMG_0001.CR2")
+
+
+def _write_dng(path, mosaic, black=64, white=4095):
+    """A minimal DNG (the tags LibRaw needs): a RGGB mosaic of uint16, black and white level."""
+    import tifffile
+    extratags = [
+        (50706, "B", 4, (1, 4, 0, 0), True),  # DNGVersion
+        (50707, "B", 4, (1, 1, 0, 0), True),  # DNGBackwardVersion
+        (33421, "H", 2, (2, 2), True),  # CFARepeatPatternDim
+        (33422, "B", 4, (0, 1, 1, 2), True),  # CFAPattern: R G / G B
+        (50710, "B", 3, (0, 1, 2), True),  # CFAPlaneColor
+        (50711, "H", 1, 1, True),  # CFALayout
+        (50714, "H", 1, black, True),  # BlackLevel
+        (50717, "H", 1, white, True),  # WhiteLevel
+        (50708, "s", 0, "pxlang synthetic", True),  # UniqueCameraModel
+        (50721, "2i", 9, (1, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1), True),
+    ]
+    tifffile.imwrite(path, mosaic, photometric=32803, extratags=extratags, subfiletype=0)
+
+
+def test_camera_raw_through_rawpy(tmp_path):
+    """The [raw] extra: a DNG is read through rawpy, black level removed, scaled to [0, 1] by
+    the white level, the Bayer pattern taken from the file; an unreadable raw is named."""
+    rng = np.random.default_rng(3)
+    mosaic = rng.integers(64, 4095, (32, 48)).astype(np.uint16)
+    path = tmp_path / "IMG_0001.DNG"
+    _write_dng(path, mosaic)
+    data, letters, meta = read_raw(str(path))
+    assert letters == "RGGB"
+    assert meta == {"BLACK": 64.0, "WHITE": 4095.0}
+    np.testing.assert_allclose(data, (mosaic - 64.0) / (4095.0 - 64.0), atol=1e-6)
+    rgb = debayer(data, letters, "bilinear")
+    # bilinear keeps each site's own colour: red at the R sites, blue at the B sites
+    np.testing.assert_allclose(rgb[0, 0::2, 0::2], data[0::2, 0::2], atol=1e-6)
+    np.testing.assert_allclose(rgb[2, 1::2, 1::2], data[1::2, 1::2], atol=1e-6)
+    bad = tmp_path / "IMG_0002.CR2"
+    bad.write_bytes(b"not a raw file" * 100)
+    with pytest.raises(ValueError, match="IMG_0002.CR2"):
+        read_raw(str(bad))
+    with pytest.raises(ValueError, match="IMG_0003.NEF"):
+        read_raw(str(tmp_path / "IMG_0003.NEF"))
