@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+import numba
 import numpy as np
 
 if TYPE_CHECKING:
@@ -44,9 +45,42 @@ PROPERTIES = (
     "PSFSignalWeight",
 )
 
+NOISE_SAMPLE = 1 << 18  # values the noise estimate clips (see noise_mrs)
 MIN_FITTED = 3  # fewer fitted stars than this: FWHM and Eccentricity are unknown (NaN)
 _B3 = np.array([1, 4, 6, 4, 1], np.float32) / 16.0
 _B3_LAYER1 = 0.8907  # σ of the first starlet layer of unit white noise
+
+
+def _first_layer(arr: np.ndarray) -> np.ndarray:
+    """``arr`` minus its B3-spline smoothing (mirrored edges): the first starlet layer. A numba
+    kernel: scipy's convolve1d along axis 0 of a float32 image is ~4× slower than along
+    axis 1, and this is on every light's path (measured 106 → 27 ms at 2048²)."""
+    return _first_layer_kernel(arr)
+
+
+@numba.njit(cache=True, nogil=True)
+def _first_layer_kernel(a):  # pragma: no cover - compiled
+    h, w = a.shape
+    tmp = np.empty((h, w), np.float32)
+    out = np.empty((h, w), np.float32)
+    for i in range(h):
+        i0 = abs(i - 2)
+        i1 = abs(i - 1)
+        i3 = i + 1 if i + 1 < h else 2 * h - 3 - i
+        i4 = i + 2 if i + 2 < h else 2 * h - 4 - i
+        for j in range(w):
+            tmp[i, j] = (
+                0.375 * a[i, j] + 0.25 * (a[i1, j] + a[i3, j]) + 0.0625 * (a[i0, j] + a[i4, j])
+            )
+    for i in range(h):
+        for j in range(w):
+            j0 = abs(j - 2)
+            j1 = abs(j - 1)
+            j3 = j + 1 if j + 1 < w else 2 * w - 3 - j
+            j4 = j + 2 if j + 2 < w else 2 * w - 4 - j
+            t = tmp[i]
+            out[i, j] = a[i, j] - (0.375 * t[j] + 0.25 * (t[j1] + t[j3]) + 0.0625 * (t[j0] + t[j4]))
+    return out
 
 
 def noise_mrs(data: np.ndarray, iterations: int = 5, k: float = 3.0) -> float:
@@ -56,13 +90,23 @@ def noise_mrs(data: np.ndarray, iterations: int = 5, k: float = 3.0) -> float:
     clipping removes. Nebulae and gradients, which inflate a plain background RMS, do not
     enter it — the idea of PixInsight's multiresolution-support noise estimate.
     """
-    from scipy.ndimage import convolve1d
+    arr = np.ascontiguousarray(data, np.float32)
+    finite = np.isfinite(arr)
+    if not finite.all():
+        arr = np.where(finite, arr, np.nanmedian(arr))
+    if min(arr.shape) >= 5:
+        w1 = _first_layer(arr).ravel()
+    else:
+        from scipy.ndimage import convolve1d
 
-    arr = np.asarray(data, np.float32)
-    arr = np.where(np.isfinite(arr), arr, np.nanmedian(arr))
-    smooth = convolve1d(convolve1d(arr, _B3, axis=0, mode="mirror"), _B3, axis=1, mode="mirror")
-    w1 = (arr - smooth).ravel()
-    keep = np.ones(w1.size, bool)
+        smooth = convolve1d(convolve1d(arr, _B3, axis=0, mode="mirror"), _B3, axis=1, mode="mirror")
+        w1 = (arr - smooth).ravel()
+    # the clipped σ of ~2.6e5 values is within ~0.2 % of the whole frame's: clip a strided
+    # sample (a prime stride, so that it does not follow rows or Bayer cells)
+    if w1.size > NOISE_SAMPLE * 2:
+        stride = next(p for p in (3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47)
+                      if w1.size // p <= NOISE_SAMPLE or p == 47)  # fmt: skip
+        w1 = w1[::stride]
     sigma = float(np.std(w1))
     for _ in range(iterations):
         keep = np.abs(w1) < k * sigma
