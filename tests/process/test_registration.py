@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from pxlang.process.interpolation import lanczos3_reference, warp
-from pxlang.process.registration import RegistrationError, Transform, apply, solve
+from pxlang.process.registration import (
+    RegistrationError,
+    Transform,
+    _translation_match,
+    apply,
+    solve,
+)
 from pxlang.process.stars import find_stars, render_stars
 
 S = 384  # frame size
@@ -65,6 +71,9 @@ CASES = {
     "rotation -180° + shift": dict(theta=-np.pi + 0.02, dx=-180, dy=150),
     "30° + 10 % scale": dict(theta=np.radians(30), scale=1.1, dx=-150, dy=120),
     "mirror + 115° + 0.9 scale": dict(theta=np.radians(115), scale=0.9, dx=60, dy=-80, mirror=True),
+    # a night's dithers: found by the shift vote before the triangles
+    "dither": dict(theta=0.0, dx=7.3, dy=-4.6),
+    "dither + 1° field rotation": dict(theta=np.radians(1.0), dx=-12.2, dy=5.5),
 }
 
 
@@ -202,3 +211,15 @@ def test_transform_identity_and_pixmap():
     assert np.allclose(pm[2, 3], [3, 2])
     with pytest.raises(ValueError, match="exactly one"):
         warp(np.zeros((8, 8), np.float32))
+
+
+def test_shift_vote_finds_dithers_and_declines_rotations(sky):
+    s, ref_tab, _ = sky
+    img, _, _ = s.frame(about_centre(0.0, dx=7.3, dy=-4.6), drop=0.3)
+    n_in, m, mirrored = _translation_match(find_stars(img).xy(), ref_tab.xy(), 40)
+    # frame → reference: the opposite of the dither, within a pixel (refined afterwards)
+    assert abs(m[0, 2] + 7.3) < 1.0 and abs(m[1, 2] - 4.6) < 1.0 and not mirrored
+    assert n_in > 0.5 * len(ref_tab)
+    img, _, _ = s.frame(about_centre(np.radians(30), dx=10), drop=0.3)
+    found = _translation_match(find_stars(img).xy(), ref_tab.xy(), 40)
+    assert found is None or found[0] < 0.2 * len(ref_tab)
