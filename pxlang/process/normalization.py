@@ -52,26 +52,44 @@ class NormalizationModel:
         coords = [np.asarray(y, np.float64) / self.step, np.asarray(x, np.float64) / self.step]
         return map_coordinates(self.grid, coords, order=1, mode="nearest").astype(np.float32)
 
+    def _grid_columns(self) -> np.ndarray:
+        """The grid interpolated along x to every column, (ny, W) float32: small, and it
+        leaves one row interpolation per band (integration asks for every band of every
+        frame; interpolating both ways each time cost more than reading the band)."""
+        cols = self.__dict__.get("_cols")
+        if cols is None:
+            gx = np.arange(self.shape[1], dtype=np.float64) / self.step
+            nx = self.grid.shape[1]
+            x0 = np.clip(np.floor(gx).astype(int), 0, nx - 1)
+            x1 = np.clip(x0 + 1, 0, nx - 1)
+            fx = np.clip(gx - x0, 0.0, 1.0)[None, :]
+            g = np.asarray(self.grid, np.float64)
+            cols = (g[:, x0] * (1 - fx) + g[:, x1] * fx).astype(np.float32)
+            self.__dict__["_cols"] = cols
+        return cols
+
     def offset_rows(self, r0: int, r1: int) -> np.ndarray:
-        """Offset over rows ``r0:r1`` (all columns)."""
+        """Offset over rows ``r0:r1`` (all columns): separable bilinear interpolation."""
+        cols = self._grid_columns()
+        ny = cols.shape[0]
         gy = np.arange(r0, r1, dtype=np.float64) / self.step
-        gx = np.arange(self.shape[1], dtype=np.float64) / self.step
-        ny, nx = self.grid.shape
-        # separable bilinear: rows first, then columns
         y0 = np.clip(np.floor(gy).astype(int), 0, ny - 1)
         y1 = np.clip(y0 + 1, 0, ny - 1)
-        fy = np.clip(gy - y0, 0.0, 1.0)[:, None]
-        rows = self.grid[y0] * (1 - fy) + self.grid[y1] * fy
-        x0 = np.clip(np.floor(gx).astype(int), 0, nx - 1)
-        x1 = np.clip(x0 + 1, 0, nx - 1)
-        fx = np.clip(gx - x0, 0.0, 1.0)[None, :]
-        return (rows[:, x0] * (1 - fx) + rows[:, x1] * fx).astype(np.float32)
+        fy = np.clip(gy - y0, 0.0, 1.0).astype(np.float32)[:, None]
+        out = cols[y1] - cols[y0]
+        out *= fy
+        out += cols[y0]
+        return out
 
     def apply(self, data: np.ndarray, r0: int = 0, r1: int | None = None) -> np.ndarray:
         """Normalize ``data``, or the row band ``r0:r1`` of the frame when ``data`` is a band."""
         arr = np.asarray(data, np.float32)
         r1 = r0 + arr.shape[-2] if r1 is None else r1
-        return (self.scale * arr + self.offset_rows(r0, r1)).astype(np.float32)
+        out = self.offset_rows(r0, r1)
+        if out.shape != arr.shape:
+            return (self.scale * arr + out).astype(np.float32)
+        out += np.float32(self.scale) * arr
+        return out
 
     def __call__(self, data: np.ndarray, r0: int = 0, r1: int | None = None) -> np.ndarray:
         return self.apply(data, r0, r1)
