@@ -129,7 +129,9 @@ def report(
     properties (FWHM, Eccentricity, SNRWeight…), approved or why not, and weight; per master
     (file paths or images) its frame count, rejection percentages and noise; plots of the
     subframe properties with the rejected frames marked, and a stretched preview of each
-    master. ``measured``/``selected`` are frame sets (or lists of them) from measure()/select()."""
+    master. ``measured``/``selected`` are frame sets (or lists of them) from measure()/select().
+    Input files left out as unreadable are listed (``skipped``) and counted (``counts``).
+    Plots whose inputs are unchanged since the last report are not drawn again."""
     from ..image import io
     from ..run.report import write_report
 
@@ -143,6 +145,10 @@ def report(
             chosen.setdefault(verdict["path"], {}).update(verdict)
     frames = []
     ref_path = reference if isinstance(reference, str) else None
+    skipped: dict[str, str] = {}  # unreadable input files the frame sets left out
+    for fs in _as_list(measured) + _as_list(selected):
+        for path, reason in getattr(_frames(fs, "report"), "skipped", ()):
+            skipped.setdefault(path, reason)
     for fs in _as_list(measured):
         fs = _frames(fs, "report")
         for i, f in enumerate(fs.frames):
@@ -200,7 +206,14 @@ def report(
         )
     try:
         paths = write_report(
-            out_dir, frames=frames, masters=rows, reference=ref_path, approve=approve, weight=weight
+            out_dir,
+            frames=frames,
+            masters=rows,
+            reference=ref_path,
+            approve=approve,
+            weight=weight,
+            skipped=[{"path": p, "reason": r} for p, r in skipped.items()],
+            options=ctx.options,
         )
     except OSError as e:
         from ..lang.errors import PxIOError

@@ -36,6 +36,8 @@ from .store import Image
 # File name suffixes of materialised frames, as PixInsight names them (_c calibrated,
 # _cc cosmetically corrected).
 _SUFFIXES = {"calibrated": "_c", "cosmetic": "_cc"}
+# Per-frame operations that keep the frame's shape (others are asked: see FrameSet.shape).
+_SAME_SHAPE = frozenset({"calibrated", "cosmetic", "registered", "normalized"})
 IMAGE_EXTENSIONS = (".fits", ".fit", ".fts", ".xisf", ".fits.gz", ".fit.gz", ".fts.gz")
 
 # ---------------------------------------------------------------------------- header matching
@@ -129,7 +131,7 @@ class Frame:
     @property
     def header(self) -> Any:
         if self._header is None and self.path is not None:
-            self._header = io.read_header(self.path)
+            self._header = cached_header(self.path)
         return self._header
 
     @property
@@ -141,6 +143,36 @@ class Frame:
 
     def __repr__(self) -> str:
         return f"<Frame {self.name}>"
+
+
+# Headers by file identity (absolute path, size, mtime): a workflow calls files() on the same
+# folder once per frame type and filter, and each call filters by header; parsing every
+# header each time cost more than a re-run's whole per-frame work. Values are shared, never
+# modified in place (derived frames and masters copy them first).
+_HEADERS: dict[str, tuple[tuple[int, int], Any]] = {}
+_HEADERS_MAX = 20000
+
+
+def cached_header(path: str) -> Any:
+    """``io.read_header(path)``, remembered while the file's size and mtime are unchanged."""
+    key = os.path.abspath(path)
+    try:
+        st = os.stat(key)
+    except OSError:
+        return io.read_header(path)  # the reader's message names the file
+    stamp = (st.st_size, st.st_mtime_ns)
+    hit = _HEADERS.get(key)
+    if hit is None or hit[0] != stamp:
+        try:
+            value: Any = io.read_header(path)
+        except PxIOError as exc:
+            value = exc  # an unreadable file stays unreadable until it changes
+        if len(_HEADERS) >= _HEADERS_MAX:
+            _HEADERS.clear()
+        hit = _HEADERS[key] = (stamp, value)
+    if isinstance(hit[1], PxIOError):
+        raise PxIOError(hit[1].message, hint=hit[1].hint)
+    return hit[1]
 
 
 def _date_key(frame: Frame) -> tuple[int, str, str]:
@@ -182,6 +214,9 @@ class FrameSet:
         self.header_op = header_op
         self._cache_dir = cache_dir
         self._shape: tuple[int, ...] | None = None
+        # files found but left out because they cannot be read: (path, reason); carried
+        # along to derived sets and subsets so that the report can count them
+        self.skipped: list[tuple[str, str]] = list(parent.skipped) if parent is not None else []
 
     # -- construction
 
@@ -295,6 +330,7 @@ class FrameSet:
             header_op=self.header_op,
             frame_keys=None if self.frame_keys is None else [self.frame_keys[i] for i in indices],
         )
+        out.skipped = list(self.skipped)
         if self.op is not None:
             # re-index the operation onto the subset
             op = self.op
@@ -334,7 +370,10 @@ class FrameSet:
             if not self.frames:
                 raise PxIOError(f"{self.describe()} is empty")
             if self.parent is not None:
-                self._shape = self.parent.shape
+                if self.op_name in _SAME_SHAPE:
+                    self._shape = self.parent.shape
+                else:  # debayering makes colour (or half size): ask a computed frame
+                    self._shape = tuple(io.image_shape(self.materialize_frame(0)))
                 return self._shape
             first = None
             first_bits = None
@@ -349,8 +388,9 @@ class FrameSet:
                     continue
                 if shape != first[0]:
                     raise PxIOError(
-                        f"frames differ in size: '{self.name(i)}' is {_dims(shape)} but "
-                        f"'{self.name(0)}' is {_dims(first[0])} ({self.describe()})",
+                        f"frames differ in size: '{self.name(i)}' is {_dims(shape)}"
+                        f"{self._binning(i)} but '{self.name(0)}' is {_dims(first[0])}"
+                        f"{self._binning(0)} ({self.describe()})",
                         hint="frames to combine must come from the same camera and binning",
                     )
                 if bits != first_bits:
@@ -362,6 +402,12 @@ class FrameSet:
                     )
             self._shape = first[0]
         return self._shape
+
+    def _binning(self, i: int) -> str:
+        """' (binning 2x2)' when the header says so, for size messages."""
+        h = self.header(i)
+        bx, by = header_value(h, "XBINNING"), header_value(h, "YBINNING")
+        return f" (binning {bx}x{by or bx})" if bx is not None else ""
 
     # -- pixels
 
@@ -474,6 +520,7 @@ class FrameSet:
             io.save(img, path, header=img.header)
             paths.append(path)
         out = FrameSet([Frame(p) for p in paths], source=output or self.source)
+        out.skipped = list(self.skipped)
         for f, g in zip(out.frames, self.frames):
             f.meta = dict(g.meta)
         return out
@@ -523,7 +570,77 @@ def _expand(pattern: str) -> tuple[list[str], str]:
     return [m for m in matches if os.path.isfile(m)], "pattern"
 
 
-def files(pattern: str, *, display: str | None = None, **header_filters: Any) -> FrameSet:
+_WARNED: set[tuple[str, int, int]] = set()  # unreadable files already reported by this process
+
+
+def _readable(
+    paths: list[str], shown: str, warn: Callable[[str], None] | None
+) -> tuple[list[str], list[tuple[str, str]]]:
+    """The paths whose headers read, and (path, reason) for the others. Each unreadable
+    file is reported once per process (a workflow lists the same folder many times)."""
+    from pxlang.run.progress import current_options, stage
+
+    ok, bad = [], []
+    with stage(current_options(), "files", sum(1 for p in paths if not _known(p))) as advance:
+        for p in paths:
+            if _check(p, shown, warn, bad, advance):
+                ok.append(p)
+    return ok, bad
+
+
+def _known(path: str) -> bool:
+    """True when the header of ``path`` is remembered (no file read needed)."""
+    hit = _HEADERS.get(os.path.abspath(path))
+    if hit is None:
+        return False
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return hit[0] == (st.st_size, st.st_mtime_ns)
+
+
+def _check(
+    p: str,
+    shown: str,
+    warn: Callable[[str], None] | None,
+    bad: list[tuple[str, str]],
+    advance: Callable[..., None],
+) -> bool:
+    """Read the header of ``p``; False (and a warning, once) when it cannot be read."""
+    known = _known(p)
+    try:
+        cached_header(p)
+        return True
+    except PxIOError as exc:
+        bad.append((p, exc.message))
+        try:
+            st = os.stat(p)
+            ident = (os.path.abspath(p), st.st_size, st.st_mtime_ns)
+        except OSError:
+            ident = (os.path.abspath(p), -1, -1)
+        if ident not in _WARNED:
+            _WARNED.add(ident)
+            text = f"left out of '{shown}': {exc.message}"
+            if warn is not None:
+                warn(text)
+            else:
+                import sys
+
+                print(f"warning: {text}", file=sys.stderr, flush=True)
+        return False
+    finally:
+        if not known:
+            advance()
+
+
+def files(
+    pattern: str,
+    *,
+    display: str | None = None,
+    warn: Callable[[str], None] | None = None,
+    **header_filters: Any,
+) -> FrameSet:
     """A frame set from a glob pattern or a folder, filtered by header keywords.
 
     Folders are searched recursively (hidden folders skipped) for FITS (.fits/.fit/.fts,
@@ -534,10 +651,25 @@ def files(pattern: str, *, display: str | None = None, **header_filters: Any) ->
     Raises ``PxIOError`` naming the pattern when nothing is found or everything is filtered
     out (then saying what the folder held). ``display``: the pattern as the user wrote it
     (relative), for messages.
+
+    A file whose header cannot be read (truncated, corrupt, not FITS) is left out with a
+    warning naming it (``warn``, default: printed to stderr, once per file): one bad file
+    in a night of hundreds should not cost the night. Left-out files are listed in the set's
+    ``skipped`` (the report counts them). When every file is unreadable, the error is the
+    first file's.
     """
     pattern = os.fspath(pattern)
     paths, kind = _expand(pattern)
     shown = display or pattern
+    if paths:
+        readable, skipped = _readable(paths, shown, warn)
+        if not readable:
+            path, reason = skipped[0]
+            more = f" (and {len(skipped) - 1} more unreadable files)" if len(skipped) > 1 else ""
+            raise PxIOError(f"no readable image files in '{shown}': {reason}{more}")
+        paths = readable
+    else:
+        skipped = []
     if not paths:
         hint = None
         if kind == "pattern" and not glob.has_magic(pattern) and not os.path.exists(pattern):
@@ -546,6 +678,7 @@ def files(pattern: str, *, display: str | None = None, **header_filters: Any) ->
             hint = "a folder is searched for .fits/.fit/.fts/.xisf files"
         raise PxIOError(f"no image files match '{shown}'", hint=hint)
     fs = FrameSet.from_paths(paths, source=shown)
+    fs.skipped = skipped
     if not header_filters:
         return fs
     kept = fs.filter(**header_filters)

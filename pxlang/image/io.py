@@ -260,7 +260,11 @@ def load(path: str, *, name: str | None = None) -> Image:
     if data.size == 0:
         raise file_error(path, f"the image has no pixels (shape {data.shape})")
     if _all_nan(data):
-        raise file_error(path, "every pixel is NaN (no data)")
+        raise file_error(
+            path,
+            "every pixel is NaN (no data)",
+            "move the file out of the input folder and run again; finished work is reused",
+        )
     stem, _ = _split(path)
     return Image(data, header, name or stem, path)
 

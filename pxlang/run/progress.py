@@ -1,7 +1,10 @@
 """Progress of long stages: a rich progress bar (count, rate, ETA) on a terminal; plain log
 lines when output is not a terminal (CI, files); nothing with ``--quiet``.
 
-Built-ins use it as ``with stage(ctx.options, "calibrate", n) as advance: … advance()``."""
+Built-ins use it as ``with stage(ctx.options, "calibrate", n) as advance: … advance()``.
+Code that has no call context (file discovery, the process layer) uses
+``stage(current_options(), …)``: the options of the run in progress, set by
+``with running(options):`` around an evaluation; outside one it is silent."""
 
 from __future__ import annotations
 
@@ -9,9 +12,27 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 _LINE_EVERY = 10.0  # seconds between plain progress lines
+_QUIET: Mapping[str, Any] = {"quiet": True}
+_RUN: ContextVar[Mapping[str, Any] | None] = ContextVar("pxlang_run_options", default=None)
+
+
+@contextmanager
+def running(options: Mapping[str, Any] | None) -> Iterator[None]:
+    """Make ``options`` the run's options for ``current_options()`` inside the block."""
+    token = _RUN.set(dict(options or {}))
+    try:
+        yield
+    finally:
+        _RUN.reset(token)
+
+
+def current_options() -> Mapping[str, Any]:
+    """The options of the run in progress; quiet when there is none (a library call)."""
+    return _RUN.get() or _QUIET
 
 
 @contextmanager
@@ -25,6 +46,7 @@ def stage(
         yield lambda n=1: None
         return
     if stream.isatty() and not options.get("plain_progress"):
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -42,6 +64,7 @@ def stage(
             TextColumn("eta"),
             TimeRemainingColumn(),
             transient=False,
+            console=Console(file=stream),  # the bars go where the plain lines would
         ) as bar:
             task = bar.add_task(label, total=total)
             yield lambda n=1: bar.advance(task, n)

@@ -13,12 +13,15 @@
   summary and the plots' relative paths.
 
 Every file is written atomically (temp file, fsync, rename), the plots first and the JSON
-last: when a plot fails nothing new appears under ``report.json``. matplotlib is imported
+last: when a plot fails nothing new appears under ``report.json``. Each plot is keyed by a
+content hash of what it shows (recorded in ``report.json``); an unchanged re-run draws
+nothing and leaves every file as it was. matplotlib is imported
 lazily (Agg canvas, no pyplot state), only when there is a subframe plot to draw.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
@@ -466,6 +469,29 @@ def master_png(name: str, image: Any) -> bytes:
 # the report
 
 
+def _digest(*parts: Any) -> str:
+    """A content hash of JSON-able parts (arrays by their bytes, shape and type)."""
+    h = hashlib.sha256(__version__.encode())
+    for part in parts:
+        if isinstance(part, np.ndarray) or hasattr(part, "data"):
+            arr = np.ascontiguousarray(np.asarray(getattr(part, "data", part)))
+            h.update(f"|{arr.dtype.str}{arr.shape}|".encode())
+            h.update(memoryview(arr).cast("B"))
+        else:
+            text = json.dumps(_plain(part), sort_keys=True, ensure_ascii=False, allow_nan=False)
+            h.update(b"|" + text.encode("utf-8"))
+    return h.hexdigest()[:32]
+
+
+def _previous(json_path: Path) -> dict[str, Any]:
+    """The report.json of an earlier run (empty when missing or unreadable)."""
+    try:
+        doc = json.loads(json_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
 def write_report(
     output_dir: str,
     *,
@@ -475,6 +501,8 @@ def write_report(
     approve: str | None = None,
     weight: str | None = None,
     extra: dict | None = None,
+    skipped: list[dict] | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write ``report.json`` and ``report/*.png`` under ``output_dir`` (see the module doc).
 
@@ -490,15 +518,29 @@ def write_report(
     reference : path of the registration reference frame.
     approve, weight : the approval and weighting expressions used.
     extra : anything else to keep in the JSON.
+    skipped : input files left out because they could not be read (``path``, ``reason``).
+    options : run options (``quiet``) for the progress line of the plots drawn.
+
+    Each plot is named in ``report.json`` with a hash of what it shows (``plot_keys``); a
+    re-run whose inputs are unchanged finds the same hash and the PNG in place and does not
+    draw it again (nor import matplotlib), and leaves ``report.json`` untouched when nothing
+    in it changed.
 
     Returns
     -------
-    ``{"json": path of report.json, "plots": [paths of the PNG files]}``.
+    ``{"json": path of report.json, "plots": [paths of the PNG files], "drawn": [those
+    written by this call]}``.
     """
+    from .progress import stage
+
     out = Path(output_dir)
     plot_dir = out / "report"
+    json_path = out / "report.json"
     frames = [dict(f) for f in (frames or [])]
     masters = [dict(m) for m in (masters or [])]
+    skipped = [dict(s) for s in (skipped or [])]
+    before = _previous(json_path)
+    known = before.get("plot_keys") if isinstance(before.get("plot_keys"), dict) else {}
 
     groups: dict[str, list[dict]] = {}
     for f in frames:
@@ -506,7 +548,6 @@ def write_report(
     for key in groups:
         groups[key] = _time_order(groups[key])
 
-    plots: list[str] = []
     taken: set[str] = set()
 
     def unique(stem: str) -> str:
@@ -516,37 +557,73 @@ def write_report(
         taken.add(name.lower())
         return name
 
+    # (path, content key, drawing function) of every plot; drawn below only when changed
+    jobs: list[tuple[Path, str, Any]] = []
     subframe_plots = {}
     for filt, group in groups.items():
         path = plot_dir / f"{unique('subframes_' + _safe_name(filt))}.png"
-        _write_atomic(path, subframes_png(filt, group, reference=reference, approve=approve))
-        plots.append(str(path))
+        key = _digest("subframes", filt, group, reference, approve)
+        jobs.append(
+            (
+                path,
+                key,
+                lambda f=filt, g=group: subframes_png(f, g, reference=reference, approve=approve),
+            )
+        )
         subframe_plots[filt] = path.relative_to(out).as_posix()
     for m in masters:
         image = m.pop("image", None)
         if image is None:
             continue
         path = plot_dir / f"{unique('master_' + _safe_name(m.get('name')))}.png"
-        _write_atomic(path, master_png(str(m.get("name")), image))
-        plots.append(str(path))
+        name = str(m.get("name"))
+        key = _digest("master", name, image)
+        jobs.append((path, key, lambda n=name, im=image: master_png(n, im)))
         m["preview"] = path.relative_to(out).as_posix()
 
+    plot_keys = {p.relative_to(out).as_posix(): k for p, k, _ in jobs}
+    todo = [
+        (p, draw)
+        for p, k, draw in jobs
+        if known.get(p.relative_to(out).as_posix()) != k or not p.is_file()
+    ]
+    drawn = []
+    with stage(options, "report", len(todo)) as advance:
+        for path, draw in todo:
+            _write_atomic(path, draw())
+            drawn.append(str(path))
+            advance()
+
+    counts = {
+        "frames": len(frames),
+        "approved": sum(1 for f in frames if f.get("approved")),
+        "unreadable": len(skipped),
+    }
+    counts["rejected"] = counts["frames"] - counts["approved"]
     doc = {
         "pxlang": __version__,
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "date": None,
         "reference": reference,
         "approve": approve,
         "weight": weight,
         "frames": frames,
         "masters": masters,
+        "skipped": skipped,
+        "counts": counts,
         "summary": _summary(groups),
         "plots": {"subframes": subframe_plots},
+        "plot_keys": plot_keys,
         "extra": extra,
     }
-    text = json.dumps(_plain(doc), indent=2, allow_nan=False, ensure_ascii=False) + "\n"
-    json_path = out / "report.json"
+    doc = _plain(doc)
+    content = _digest("report", {k: v for k, v in doc.items() if k != "date"})
+    if before.get("content") == content and not drawn:
+        return {"json": str(json_path), "plots": [str(p) for p, _, _ in jobs], "drawn": []}
+    doc["date"] = datetime.now(UTC).isoformat(timespec="seconds")
+    doc["content"] = content  # the hash a re-run compares with
+    text = json.dumps(doc, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
     _write_atomic(json_path, text.encode("utf-8"))
-    return {"json": str(json_path), "plots": plots}
+    return {"json": str(json_path), "plots": [str(p) for p, _, _ in jobs], "drawn": drawn}
 
 
 __all__ = [

@@ -440,3 +440,21 @@ def test_names_are_safe_and_distinct(tmp_path):
     assert "master_dark_300s.png" in names
     for p in result["plots"]:
         assert os.path.dirname(p) == str(tmp_path / "report")
+
+
+def test_unchanged_inputs_draw_nothing_again(tmp_path):
+    """A re-run with the same frames and masters redraws no plot and leaves report.json as
+    it was; a change redraws only the plot it concerns."""
+    frames = frame_list(filt="Ha") + frame_list(filt="OIII", seed=1)
+    img = np.random.default_rng(0).random((40, 50)).astype(np.float32)
+    masters = [{"name": "Ha", "kind": "master", "path": "Ha.fits", "image": img}]
+    first = rep.write_report(str(tmp_path), frames=frames, masters=masters, approve=APPROVE)
+    assert len(first["drawn"]) == 3
+    stamp = {p: os.stat(p).st_mtime_ns for p in [*first["plots"], first["json"]]}
+    again = rep.write_report(str(tmp_path), frames=frames, masters=masters, approve=APPROVE)
+    assert again["drawn"] == []
+    assert {p: os.stat(p).st_mtime_ns for p in stamp} == stamp
+    frames[0]["properties"]["FWHM"] = 4.2  # one Ha frame measured differently
+    third = rep.write_report(str(tmp_path), frames=frames, masters=masters, approve=APPROVE)
+    assert [os.path.basename(p) for p in third["drawn"]] == ["subframes_Ha.png"]
+    assert os.stat(first["json"]).st_mtime_ns != stamp[first["json"]]

@@ -1,0 +1,138 @@
+"""Bad input at the workflow level, through the command line (`pxlang run preprocess`): a
+clear message naming the file or what is missing, no traceback, a non-zero exit where it is
+an error, and nothing half-written under a final name.
+
+Decisions: a file that cannot be read (truncated, corrupt, not FITS) is left out with a
+warning naming it and counted in report.json, and the run goes on (one bad file must not
+cost a night of hundreds); a frame whose pixels are all NaN is found only when its pixels are
+read, part-way through, and stops the run with a message naming it."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from pxlang.cli import main
+from pxlang.synthetic import make_night
+
+
+@pytest.fixture(scope="module")
+def night(tmp_path_factory) -> Path:
+    raw = tmp_path_factory.mktemp("badinput") / "raw"
+    make_night(
+        raw, size=(128, 160), lights_per_filter=4, n_bias=3, n_darks=3, n_flats=3, seed=11,
+        cloudy=False, trailed=False,
+    )  # fmt: skip
+    return raw
+
+
+def _copy(night: Path, dest: Path, drop=lambda h: False) -> Path:
+    dest.mkdir(parents=True)
+    for p in night.glob("*.fits"):
+        if not drop(fits.getheader(p)):
+            shutil.copy2(p, dest / p.name)
+    return dest
+
+
+def _run(capsys, raw: Path, out: Path, *extra: str) -> tuple[int, str]:
+    rc = main(["run", "preprocess", f"input={raw}", f"output={out}", "--cache",
+               str(out.parent / "cache"), *extra])  # fmt: skip
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return rc, err
+
+
+def _kind(h) -> str:
+    return str(h.get("IMAGETYP", "")).lower()
+
+
+def test_empty_folder(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    rc, err = _run(capsys, tmp_path / "empty", tmp_path / "out")
+    assert rc == 1
+    assert "no image files match" in err and str(tmp_path / "empty") in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_lights_without_any_calibration_frames_run_with_warnings(night, tmp_path, capsys):
+    raw = _copy(night, tmp_path / "raw", drop=lambda h: "light" not in _kind(h))
+    rc, err = _run(capsys, raw, tmp_path / "out", "--quiet")
+    assert rc == 0, err
+    assert "no bias frames" in err and "no dark frames" in err  # warnings survive --quiet
+    assert "no calibration frames for Ha" in err and "no calibration frames for OIII" in err
+    assert "to do" not in err and "done in" not in err  # --quiet: no progress lines
+    assert (tmp_path / "out" / "Ha.fits").is_file() and (tmp_path / "out" / "OIII.fits").is_file()
+
+
+def test_flats_missing_for_one_filter_name_the_filter(night, tmp_path, capsys):
+    def no_oiii_flats(h):
+        return "flat" in _kind(h) and h.get("FILTER") == "OIII"
+
+    raw = _copy(night, tmp_path / "raw", drop=no_oiii_flats)
+    rc, err = _run(capsys, raw, tmp_path / "out")
+    assert rc == 0, err
+    for label in ("measure", "register", "normalize", "report"):  # plain progress lines
+        assert re.search(rf"^{label}: \d+ to do$", err, re.M), (label, err)
+        assert re.search(rf"^{label}: (\d+)/\1 done in [\d.]+ s$", err, re.M), (label, err)
+    assert "no flats for filter OIII" in err and "no flats for filter Ha" not in err
+    assert (tmp_path / "out" / "masters" / "flat_Ha.fits").is_file()
+    assert not (tmp_path / "out" / "masters" / "flat_OIII.fits").exists()
+
+
+def test_mixed_sizes_name_the_odd_file_and_both_sizes(night, tmp_path, capsys):
+    raw = _copy(night, tmp_path / "raw")
+    odd = raw / "SYNTH-1_OIII_300s_0003.fits"
+    h = fits.getheader(odd)
+    h["XBINNING"], h["YBINNING"] = 2, 2
+    fits.writeto(odd, fits.getdata(odd)[::2, ::2], h, overwrite=True)
+    rc, err = _run(capsys, raw, tmp_path / "out", "--quiet")
+    assert rc == 1
+    assert odd.name in err and "80x64" in err and "160x128" in err and "binning 2x2" in err
+    # nothing half-written: no master of that filter, no stray temp file under a final name
+    assert not (tmp_path / "out" / "OIII.fits").exists()
+    assert not (tmp_path / "out" / "report.json").exists()
+    for p in (tmp_path / "out").rglob("*.fits"):
+        fits.getdata(p)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_unreadable_file_in_the_night_is_left_out_and_counted(night, tmp_path, capsys, damage):
+    raw = _copy(night, tmp_path / "raw")
+    bad = raw / "SYNTH-1_Ha_300s_0002.fits"
+    data = bad.read_bytes()
+    bad.write_bytes(data[:5000] if damage == "truncated" else b"\x00garbage" * 4000)
+    before = {p.name: p.read_bytes() for p in raw.iterdir()}
+    rc, err = _run(capsys, raw, tmp_path / "out", "--quiet")
+    assert rc == 0, err
+    warnings = [ln for ln in err.splitlines() if bad.name in ln]
+    assert len(warnings) == 1 and warnings[0].startswith("warning: left out"), err
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["counts"]["unreadable"] == 1
+    assert [Path(s["path"]).name for s in report["skipped"]] == [bad.name]
+    assert report["summary"]["Ha"]["frames"] == 3 and report["summary"]["OIII"]["frames"] == 4
+    assert int(fits.getheader(tmp_path / "out" / "Ha.fits")["NCOMBINE"]) == 3
+    assert {p.name: p.read_bytes() for p in raw.iterdir()} == before  # inputs untouched
+
+
+def test_nan_filled_frame_stops_with_a_clear_message(night, tmp_path, capsys):
+    raw = _copy(night, tmp_path / "raw")
+    for p in raw.glob("SYNTH-1_Ha_*.fits"):  # float lights (as some capture software writes)
+        h = fits.getheader(p)
+        data = fits.getdata(p).astype(np.float32) / 65535
+        if p.name.endswith("0002.fits"):
+            data[:] = np.nan
+        for k in ("BZERO", "BSCALE"):
+            h.remove(k, ignore_missing=True)
+        fits.writeto(p, data, h, overwrite=True)
+    rc, err = _run(capsys, raw, tmp_path / "out", "--quiet")
+    assert rc == 1
+    assert "SYNTH-1_Ha_300s_0002.fits" in err and "NaN" in err
+    assert "move the file out of the input folder" in err
+    assert not (tmp_path / "out" / "Ha.fits").exists()
+    assert not (tmp_path / "out" / "report.json").exists()
