@@ -495,7 +495,7 @@ class FrameSet:
             raise ValueError("only derived frame sets are materialised")
         if not os.path.exists(path):
             img = self.read(i)
-            io.save(img, path, header=img.header)
+            io.save(img, path, header=img.header, durable=False)
         return path
 
     def materialize(self, output: str | None = None) -> FrameSet:

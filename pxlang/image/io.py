@@ -341,8 +341,11 @@ def read_rows(path: str, r0: int, r1: int) -> np.ndarray:
 
 
 @contextmanager
-def _atomic(path: str, overwrite: bool) -> Iterator[BinaryIO]:
-    """A binary file that becomes ``path`` only when the block finishes without error."""
+def _atomic(path: str, overwrite: bool, durable: bool = True) -> Iterator[BinaryIO]:
+    """A binary file that becomes ``path`` only when the block finishes without error.
+    ``durable``: flushed to the disk before the rename (outputs); a cache file is not — a
+    process killed after the rename leaves it whole in the page cache, and only a crash of
+    the machine itself could lose it (then it is recomputed after the user clears it)."""
     folder = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(folder, exist_ok=True)
@@ -361,7 +364,8 @@ def _atomic(path: str, overwrite: bool) -> Iterator[BinaryIO]:
         with fh:
             yield fh
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         if overwrite:
             os.replace(tmp, path)
         else:
@@ -378,6 +382,8 @@ def _atomic(path: str, overwrite: bool) -> Iterator[BinaryIO]:
         with suppress(OSError):
             os.unlink(tmp)
         raise
+    if not durable:
+        return
     with suppress(OSError):  # make the rename itself durable; not every filesystem allows it
         dfd = os.open(folder, os.O_RDONLY)
         try:
@@ -395,6 +401,7 @@ def save(
     bits: int | None = None,
     overwrite: bool = True,
     compression: str | None = None,
+    durable: bool = True,
 ) -> str:
     """Write an image (``Image`` or array) to ``path``; the format follows the extension.
 
@@ -404,7 +411,8 @@ def save(
     keywords are written (FITS cards, XISF FITSKeyword, TIFF ImageDescription) with the
     structural ones regenerated. ``provenance`` ({"source", "text", "params"}) and the pxlang
     version become HISTORY lines. ``compression``: XISF zlib/lz4/lz4hc/zstd, TIFF zlib.
-    Missing folders are created. Returns ``path``.
+    Missing folders are created. ``durable=False`` skips the fsync (cache files: a killed
+    process cannot leave them half-written, see ``_atomic``). Returns ``path``.
     """
     path = os.fspath(path)
     fmt = format_of(path)
@@ -439,7 +447,7 @@ def save(
     hdr = clean_header(header if header is not None else img.header)
     stamp_header(hdr, provenance)
     data = img.data
-    with _atomic(path, overwrite) as fh:
+    with _atomic(path, overwrite, durable) as fh:
         if fmt == "fits":
             _write_fits(fh, data, hdr, bits, path)
         elif fmt == "xisf":
