@@ -20,6 +20,7 @@ from ..lang.functions import CallContext
 from .common import as_frames, process_error
 from .lights import (
     _best_index,
+    _check_sizes,
     _copy,
     _detect_xy,
     _frame_result_path,
@@ -108,7 +109,7 @@ def register(
             span=ctx.span,
         )
     if not as_list:
-        fs.shape  # mixed sizes are an error, naming the frame  # noqa: B018
+        _check_sizes(ctx, fs, "register")  # mixed sizes: an error naming the odd frames
 
     from ..run.progress import stage
 
@@ -133,8 +134,9 @@ def register(
         ref_xy = star_lists[ref_i]
         ref_shape = (fs.shape if not as_list else fs.frames[ref_i].data.shape)[-2:]
     if len(ref_xy) < 4:
+        what = f" ({_short(fs, ref_i)})" if ref_i is not None else ""
         raise PxProcessError(
-            f"register(): the reference has {len(ref_xy)} stars; it needs a good star field",
+            f"register(): the reference{what} has {len(ref_xy)} stars; it needs a good star field",
             span=ctx.span,
             hint="choose another reference, or lower threshold=",
         )
@@ -169,7 +171,13 @@ def register(
             + (" …" if len(failed) > 10 else "")
         )
     if not ok:
-        raise PxProcessError(f"register(): no frame could be aligned ({n} tried)", span=ctx.span)
+        raise PxProcessError(
+            f"register(): no frame could be aligned ({n} tried): "
+            + "; ".join(f"{_short(fs, i)} ({why})" for i, why in failed[:5])
+            + (" …" if len(failed) > 5 else ""),
+            span=ctx.span,
+            hint="is the reference of the same field? lower threshold= for faint stars",
+        )
     for i in ok:
         tr = results[i]
         fs.frames[i].meta["registration"] = {
@@ -189,6 +197,11 @@ def register(
             out.append(res)
         return out
     sub = fs._subset(ok)
+    # the frames left out travel with the set (path, reason), for the report
+    sub.skipped = [
+        *getattr(fs, "skipped", []),
+        *((fs.name(i), f"register: {why}") for i, why in failed),
+    ]
     transforms = [results[i] for i in ok]
     common = f"{ref_shape}|{interpolation}|{clamp}|{model}|register/2"
     frame_keys = []  # each registered frame is named by its own transform
@@ -359,16 +372,28 @@ def drizzle(
     pixfrac: float = 0.9,
     kernel: str = "square",
     cfa: str = "auto",
+    integration: Image | str | None = None,
 ) -> Image:
     """DrizzleIntegration: drop each calibrated (unregistered) frame's pixels, shrunk by
     `pixfrac`, onto a grid `scale` times finer than the reference, through its registration
-    transform (register(..., drizzle=true)); frame weights (select), local normalization
-    (normalize) and pixels rejected by a preceding integration are applied. kernel: square |
-    point | turbo | gaussian | lanczos3. cfa: "auto" (raw one-shot-colour frames with
-    BAYERPAT are drizzled per colour: colour without debayering), a pattern such as "RGGB", or
-    "none". Values keep the frames' surface brightness."""
-    from ..process.debayer import PATTERNS, pattern_from_header
-    from ..process.drizzle import DrizzleStack
+    transform (register(..., drizzle=true)); local normalization (normalize) is applied.
+    integration: the master integrate() made of these registered frames (or its file): its
+    rejection is applied (pixels it rejected in a frame, cosmic rays, satellite trails, are
+    not dropped), with its normalization and weights, as DrizzleIntegration reads the .xdrz
+    files ImageIntegration updated; without it, frame weights come from select(). kernel:
+    square | point | turbo | gaussian | lanczos3. cfa: "auto" (raw one-shot-colour frames
+    with BAYERPAT are drizzled per colour: colour without debayering), a pattern such as
+    "RGGB", or "none". Values keep the frames' surface brightness."""
+    from ..process.debayer import PATTERNS, cfa_masks, pattern_from_header
+    from .preprocess import (
+        _cacheable,
+        _frame_map_path,
+        _load_cached,
+        _result_key,
+        _result_path,
+        _save_cached,
+        drizzle_data,
+    )
 
     fs = as_frames(frames, "drizzle")
     n = len(fs)
@@ -381,16 +406,10 @@ def drizzle(
             hint="drizzle the output of register(frames) (with drizzle=true, the default)",
         )
     source = fs.parent if fs.parent is not None else fs  # the unregistered frames
-    ref_shape = fs.frames[0].meta.get("reference_shape") or tuple(fs.shape[-2:])
+    ref_shape = tuple(fs.frames[0].meta.get("reference_shape") or fs.shape[-2:])
     # registered after debayering: drizzle the raw mosaics (bayer drizzle) instead
     while source.op_name == "debayered" and source.parent is not None:
         source = source.parent
-    first = _read(source, 0)
-    if first.data.ndim == 3:
-        raise PxProcessError(
-            "drizzle(): frames are colour (debayered); drizzle the raw CFA frames with cfa=",
-            span=ctx.span,
-        )
     pattern = None
     if cfa == "auto":
         pattern = pattern_from_header(source.header(0))
@@ -401,30 +420,125 @@ def drizzle(
                 span=ctx.span,
             )
         pattern = cfa.upper()
+
+    # the integration's drizzle data: per-frame rejection maps, normalization and weights
+    ddata = None
+    map_paths: list[str | None] = [None] * n
+    index: list[int | None] = [None] * n
+    if integration is not None:
+        master = _integration_image(ctx, integration)
+        ddata = drizzle_data(ctx, master)
+        if ddata is None:
+            ctx.warning(
+                "drizzle(): the integration given has no drizzle data (rejection maps are "
+                "recorded when integrate() stacks registered frames with the cache on, and "
+                "live in the cache folder); drizzled without its rejection"
+            )
+        else:
+            outside = []
+            for i in range(n):
+                j = ddata["frames"].get(fs.content_key(i))
+                path = _frame_map_path(ctx, fs, i, ddata["key"]) if j is not None else None
+                if path is None or not os.path.exists(path):
+                    outside.append(_short(fs, i))
+                    continue
+                index[i], map_paths[i] = j, path
+            if outside:
+                ctx.warning(
+                    f"drizzle(): {len(outside)} of {n} frames are not in the integration "
+                    "given (drizzled without rejection, with their own weight): "
+                    + ", ".join(outside[:10])
+                    + (" …" if len(outside) > 10 else "")
+                )
+
+    key = None
+    if _cacheable(ctx, fs):
+        params = {
+            "scale": float(scale),
+            "pixfrac": float(pixfrac),
+            "kernel": kernel,
+            "cfa": pattern,
+            "integration": None if ddata is None else ddata["key"],
+            "shape": ref_shape,
+        }
+
+        def frame_meta(i: int) -> Any:
+            m = fs.frames[i].meta
+            return [m["transform"], m.get("normalize"), m.get("weight"), index[i]]
+
+        key = _result_key("drizzle", fs, params, frame_meta)
+        hit = _load_cached(_result_path(ctx, "drizzle", key))
+        if hit is not None:
+            hit.name = "drizzle"
+            return hit
+
+    # what computing needs (drizzle, numba): not loaded when the result is cached
+    from ..process.drizzle import DrizzleStack
+    from ..process.integration import read_frame_map
+
+    first = _read(source, 0)
+    if first.data.ndim == 3:
+        raise PxProcessError(
+            "drizzle(): frames are colour (debayered); drizzle the raw CFA frames with cfa=",
+            span=ctx.span,
+        )
     try:
         stack = DrizzleStack(ref_shape, scale=scale, pixfrac=pixfrac, kernel=kernel, cfa=pattern)
     except ValueError as exc:
         raise process_error(ctx, "drizzle", exc) from exc
     from ..run.progress import stage
 
+    colours = None  # (3, H, W) bool photosite colours of a CFA mosaic
     with stage(ctx.options, "drizzle", n) as advance:
         for i in range(n):
             meta = fs.frames[i].meta
             tr = meta["transform"]
             data = (first if i == 0 else _read(source, i)).data
+            if pattern is not None and (colours is None or colours.shape[1:] != data.shape):
+                colours = cfa_masks(data.shape, pattern) > 0
             pm = tr.pixmap(data.shape)
-            norm = meta.get("normalize")
-            if norm is not None and hasattr(norm, "offset_at"):
-                # the model lives in the registered geometry: evaluate its offset where each
-                # frame pixel lands
-                data = norm.scale * data + norm.offset_at(pm[..., 0], pm[..., 1])
+            data = _normalized(meta.get("normalize"), data, pm, colours)
+            # where each frame pixel lands in the reference grid (rejection maps live there)
+            xi = np.clip(np.rint(pm[..., 0]).astype(np.intp), 0, ref_shape[1] - 1)
+            yi = np.clip(np.rint(pm[..., 1]).astype(np.intp), 0, ref_shape[0] - 1)
             mask = None
             rej = meta.get("rejected")
-            if isinstance(rej, np.ndarray) and rej.shape == tuple(ref_shape):
-                xi = np.clip(np.rint(pm[..., 0]).astype(int), 0, ref_shape[1] - 1)
-                yi = np.clip(np.rint(pm[..., 1]).astype(int), 0, ref_shape[0] - 1)
+            if isinstance(rej, np.ndarray) and rej.shape == ref_shape:
                 mask = rej[yi, xi]
             weight = float(meta.get("weight", 1.0))
+            j = index[i]
+            if j is not None and ddata is not None:
+                try:
+                    low, high = read_frame_map(map_paths[i], ref_shape[1])
+                except (OSError, ValueError) as exc:
+                    raise PxProcessError(
+                        f"drizzle(): the rejection map of {_short(fs, i)} is unreadable ({exc})",
+                        span=ctx.span,
+                        hint="delete the cache folder and run again",
+                    ) from exc
+                rejected = low | high
+                if rejected.shape[-2:] != ref_shape:
+                    raise PxProcessError(
+                        f"drizzle(): the rejection map of {_short(fs, i)} is "
+                        f"{rejected.shape[-1]}x{rejected.shape[-2]}, the reference "
+                        f"{ref_shape[1]}x{ref_shape[0]}",
+                        span=ctx.span,
+                    )
+                a, b = ddata["scale"][:, j], ddata["offset"][:, j]
+                if rejected.ndim == 3 and colours is not None:
+                    # each photosite by the rejection of its own colour
+                    flagged = np.zeros(data.shape, bool)
+                    for k in range(3):
+                        flagged |= colours[k] & rejected[k][yi, xi]
+                    gain = sum(colours[k] * np.float32(a[k]) for k in range(3))
+                    shift = sum(colours[k] * np.float32(b[k]) for k in range(3))
+                    data = data * gain + shift
+                else:
+                    plane = rejected.any(axis=0) if rejected.ndim == 3 else rejected
+                    flagged = plane[yi, xi]
+                    data = data * np.float32(np.mean(a)) + np.float32(np.mean(b))
+                mask = flagged if mask is None else (mask | flagged)
+                weight = float(ddata["weights"][j])
             try:
                 stack.add(data, pm, weight=weight, mask=mask)
             except ValueError as exc:
@@ -435,6 +549,7 @@ def drizzle(
     header = header.copy() if header is not None else None
     out = Image(img, header, name="drizzle")
     if header is not None:
+        header.remove("PXREJKEY", ignore_missing=True)
         header["DRIZSCAL"] = (float(scale), "drizzle scale")
         header["DRIZPIXF"] = (float(pixfrac), "drizzle pixfrac")
         header["NCOMBINE"] = (n, "frames drizzled")
@@ -442,10 +557,50 @@ def drizzle(
             f"DrizzleIntegration: {n} frames scale={scale:g} pixfrac={pixfrac:g} kernel={kernel}"
             + (f" cfa={pattern}" if pattern else "")
         )
-        for key in ("BAYERPAT", "XBAYROFF", "YBAYROFF"):
-            if pattern and key in header:
-                del header[key]
+        if ddata is not None:
+            header.add_history(  # HISTORY lines hold 72 characters
+                "DrizzleIntegration: the integration's rejection applied to "
+                f"{sum(j is not None for j in index)} frames"
+            )
+        for key_ in ("BAYERPAT", "XBAYROFF", "YBAYROFF"):
+            if pattern and key_ in header:
+                del header[key_]
+    if key is not None:
+        out = _save_cached(_result_path(ctx, "drizzle", key), out)
     return out
+
+
+def _integration_image(ctx: CallContext, integration: Image | str) -> Image:
+    """drizzle(integration=): the master, or the file it was saved to."""
+    if isinstance(integration, Image):
+        return integration
+    if isinstance(integration, str):
+        from ..image import io
+
+        return io.load(ctx.resolve_path(integration))
+    raise PxProcessError(
+        "drizzle(): integration= takes the master integrate() made of the registered frames "
+        f"(or its file), not {type(integration).__name__}",
+        span=ctx.span,
+    )
+
+
+def _normalized(model: Any, data: np.ndarray, pm: np.ndarray, colours: Any) -> np.ndarray:
+    """A raw frame with its local normalization applied. The model lives in the registered
+    geometry: its offset is evaluated where each frame pixel lands; a colour model (of
+    debayered frames) applies to each photosite by its colour."""
+    if model is None:
+        return data
+    if hasattr(model, "offset_at"):
+        return model.scale * data + model.offset_at(pm[..., 0], pm[..., 1])
+    models = getattr(model, "models", None)
+    if models is not None and colours is not None and len(models) == 3:
+        out = np.empty(data.shape, np.float32)
+        for k, m in enumerate(models):
+            sel = colours[k]
+            out[sel] = m.scale * data[sel] + m.offset_at(pm[..., 0][sel], pm[..., 1][sel])
+        return out
+    return data
 
 
 # ---------------------------------------------------------------------------- debayer
@@ -522,7 +677,7 @@ def debayer(
                 )
             try:
                 cfa_data, letters, meta = db.read_raw(p)
-            except ImportError as exc:
+            except (ImportError, ValueError) as exc:
                 raise PxProcessError(f"debayer(): {exc}", span=ctx.span) from exc
             img = Image(
                 db.debayer(cfa_data, pattern if pattern != "auto" else letters, method),

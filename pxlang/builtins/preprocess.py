@@ -6,8 +6,13 @@ Thin adapters over ``pxlang.process`` (integration, calibration, superbias, cosm
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+from collections.abc import Callable
 from typing import Any
+
+import numpy as np
 
 from ..image.frameset import FrameSet
 from ..image.store import Image
@@ -27,6 +32,144 @@ def _cache_dir(ctx: CallContext) -> str:
     if env:
         return os.path.join(env, "frames")
     return os.path.join(ctx.base_dir, ".pxlang-cache", "frames")
+
+
+# ---------------------------------------------------------------------------- cached results
+#
+# Whole-set results (integrate, superbias, drizzle) are cached as FITS files in the cache
+# folder, named by a hash of everything they depend on: each frame's content key
+# (FrameSet.content_key: the file, or a derived frame's inputs and operation), the per-frame
+# meta the result reads (weights, local-normalization models), every parameter and the
+# pxlang version. An unchanged re-run loads them (memory-mapped) instead of recomputing; a
+# changed frame or parameter gives another name. Frames held only in memory, and runs with
+# the option cache=false, are not cached.
+
+_RESULT_VERSION = "1"  # bump when what a cached result means changes
+
+
+def _results_on(ctx: CallContext) -> bool:
+    return ctx.options.get("cache", True) is not False
+
+
+def _digest_value(h: Any, value: Any) -> None:
+    """Feed a meta value into a hash: arrays by their bytes, models and transforms by their
+    arrays, anything else by its repr."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        h.update(repr(value).encode())
+    elif isinstance(value, np.ndarray):
+        a = np.ascontiguousarray(value)
+        h.update(f"{a.dtype}{a.shape}".encode())
+        h.update(a.tobytes())
+    elif isinstance(value, (list, tuple)):
+        h.update(b"[")
+        for v in value:
+            _digest_value(h, v)
+        h.update(b"]")
+    elif hasattr(value, "to_arrays"):  # registration Transform
+        _digest_value(h, sorted(value.to_arrays().items()))
+    elif hasattr(value, "grid") or hasattr(value, "models"):  # normalization model
+        from ..process.normalization import model_to_arrays
+
+        _digest_value(h, sorted(model_to_arrays(value).items()))
+    else:
+        h.update(repr(value).encode())
+
+
+def _result_key(
+    kind: str, fs: FrameSet | None, params: dict[str, Any], meta: Callable[[int], Any] | None
+) -> str:
+    """The cache key of a result of ``kind`` over ``fs`` (see above)."""
+    from .._version import __version__
+
+    h = hashlib.sha256(f"{kind}|{_RESULT_VERSION}|{__version__}".encode())
+    _digest_value(h, sorted((k, v) for k, v in params.items()))
+    if fs is not None:
+        for i in range(len(fs)):
+            h.update(f"|{fs.content_key(i)}".encode())
+            if meta is not None:
+                _digest_value(h, meta(i))
+    return h.hexdigest()[:40]  # 160 bits: fits a FITS card (PXREJKEY) with its comment
+
+
+def _result_path(ctx: CallContext, kind: str, key: str, suffix: str = ".fits") -> str:
+    return os.path.join(_cache_dir(ctx), f"{kind}_{key[:24]}{suffix}")
+
+
+def _cacheable(ctx: CallContext, fs: FrameSet) -> bool:
+    return _results_on(ctx) and all(fs.is_persistent(i) for i in range(len(fs)))
+
+
+def _load_cached(path: str) -> Image | None:
+    """A cached result, with the header it had before it was written (the writer's version
+    stamp removed); None when absent or unreadable (then it is recomputed)."""
+    from ..image import io
+    from ..image.provenance import provenance_lines
+
+    if not os.path.exists(path):
+        return None
+    try:
+        img = io.load(path)
+    except PxError:
+        return None
+    hdr = img.header
+    if hdr is not None:
+        hdr.remove("PXVERSN", ignore_missing=True, remove_all=True)
+        stamp = provenance_lines(None)
+        hist = list(hdr.get("HISTORY", []))
+        if stamp and hist[-len(stamp) :] == stamp:
+            del hdr["HISTORY"]
+            for line in hist[: -len(stamp)]:
+                hdr.add_history(line)
+    return img
+
+
+def _save_cached(path: str, img: Image) -> Image:
+    """Write a result to the cache (atomically) and give it back as a later run will load
+    it (memory-mapped, the same header), so that what follows sees the same values and
+    keys whether this run computed it or not. A cache that cannot be written only costs
+    time: then the image itself."""
+    from ..image import io
+
+    hdr = img.header.copy() if img.header is not None else None
+    try:
+        io.save(img, path, header=hdr)
+    except (PxError, OSError):
+        return img
+    out = _load_cached(path)
+    if out is None:
+        return img
+    out.name = img.name
+    return out
+
+
+def _frame_map_path(ctx: CallContext, fs: FrameSet, i: int, key: str) -> str:
+    """Frame i's rejection map of the integration ``key`` (see ``integrate``)."""
+    stem = os.path.basename(fs.name(i)).split(".")[0] or f"frame{i + 1}"
+    digest = hashlib.sha256(f"{fs.content_key(i)}|{key}".encode()).hexdigest()[:20]
+    return os.path.join(_cache_dir(ctx), f"{stem}_{digest}.rejection.npy")
+
+
+def drizzle_data(ctx: CallContext, integration: Image) -> dict[str, Any] | None:
+    """What an integration recorded for drizzle(): ``{"key", "frames" (content key -> index),
+    "scale", "offset" (channels, N), "weights" (N,)}``, or None when it recorded nothing or
+    its files are gone from the cache."""
+    hdr = integration.header
+    key = str(hdr.get("PXREJKEY", "")) if hdr is not None else ""
+    if not key:
+        return None
+    path = _result_path(ctx, "integrate", key, ".drizzle.npz")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys = [str(k) for k in z["keys"]]
+            return {
+                "key": key,
+                "frames": {k: j for j, k in enumerate(keys)},
+                "scale": z["scale"],
+                "offset": z["offset"],
+                "weights": z["weights"],
+            }
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 _DASHED = {"CCD_TEMP", "SET_TEMP", "DATE_OBS"}  # FITS keywords with a '-' in their name
@@ -90,13 +233,39 @@ def integrate(
     keyword. memory: MB for bands (0: automatic). maps=true returns [master, low map, high
     map] (fraction of values rejected per pixel). The master's header records all of it."""
     from ..image.frameset import header_value, normalise_imagetyp
-    from ..process import integration
 
     fs = as_frames(frames, "integrate")
+    n = len(fs)
     norm = normalization
     if norm == "auto":
         kind = normalise_imagetyp(header_value(fs.header(0), "IMAGETYP") or "")
         norm = {"flat": "multiplicative", "light": "additive_scaling"}.get(kind, "none")
+    key = None
+    # registered frames (which carry their transforms for drizzle) get each frame's rejected
+    # pixels recorded, as ImageIntegration writes them into the .xdrz drizzle files
+    record = False
+    if n and _cacheable(ctx, fs):
+        record = all("transform" in f.meta for f in fs.frames)
+        params = {
+            "combine": combine,
+            "rejection": rejection,
+            "low": low,
+            "high": high,
+            "normalization": norm,
+            "weights": weights if isinstance(weights, str) else list(weights),
+            "maps": maps,
+            "drizzle": record,
+        }
+        key = _result_key(
+            "integrate", fs, params, lambda i: _integration_meta(fs, i, norm, weights)
+        )
+        hit = _cached_integration(ctx, fs, key, maps, record)
+        if hit is not None:
+            return hit
+    from ..process import integration  # numba and scipy: only when something is computed
+    from ..run.executor import executor_for
+
+    frame_maps = [_frame_map_path(ctx, fs, i, key) for i in range(n)] if record else None
     try:
         result = integration.integrate(
             fs,
@@ -108,12 +277,91 @@ def integrate(
             weights=weights,
             memory=memory * (1 << 20) if memory else None,
             maps=maps,
+            frame_maps=frame_maps,
+            executor=executor_for(ctx.options),  # bands as tasks on the run's cluster, if any
         )
-    except PxError:
-        raise
-    except ValueError as exc:
+    except (PxError, ValueError) as exc:
+        for p in frame_maps or ():
+            with contextlib.suppress(OSError):
+                os.remove(f"{p}.{os.getpid()}.tmp")
+        if isinstance(exc, PxError):
+            raise
         raise process_error(ctx, "integrate", exc) from exc
-    return list(result) if isinstance(result, tuple) else result
+    images = list(result) if isinstance(result, tuple) else [result]
+    if key is not None:
+        if record:
+            _save_drizzle_data(ctx, fs, key, norm, weights, images[0])
+        images = [
+            _save_cached(_result_path(ctx, "integrate", key, suffix), img)
+            for img, suffix in zip(images, (".fits", ".low.fits", ".high.fits"))
+        ]
+        for img in images[1:]:
+            img.header = None
+    return images if maps else images[0]
+
+
+def _integration_meta(fs: FrameSet, i: int, norm: str, weights: Any) -> Any:
+    """The per-frame meta an integration reads besides the pixels: the local-normalization
+    model, and the weight when it is a measured property or a header keyword."""
+    from ..image.frameset import header_value
+
+    meta = fs.frames[i].meta
+    out: list[Any] = [meta.get("normalize") if norm == "local" else None]
+    if isinstance(weights, str) and weights.lower() not in ("none", "", "noise", "exposure"):
+        name = "weight" if weights.lower() == "meta" else weights
+        value = meta.get(name)
+        out.append(value if value is not None else header_value(fs.header(i), name))
+    return out
+
+
+def _cached_integration(
+    ctx: CallContext, fs: FrameSet, key: str, maps: bool, record: bool
+) -> Image | list | None:
+    """The integration ``key`` from the cache, or None (then it is recomputed)."""
+    if record:
+        if not os.path.exists(_result_path(ctx, "integrate", key, ".drizzle.npz")):
+            return None
+        if not all(os.path.exists(_frame_map_path(ctx, fs, i, key)) for i in range(len(fs))):
+            return None
+    suffixes = (".fits", ".low.fits", ".high.fits") if maps else (".fits",)
+    images = [_load_cached(_result_path(ctx, "integrate", key, s)) for s in suffixes]
+    if any(img is None for img in images):
+        return None
+    images[0].name = "integration"
+    for img, name in zip(images[1:], ("rejection_low", "rejection_high")):
+        img.name, img.header = name, None
+    return images if maps else images[0]
+
+
+def _save_drizzle_data(
+    ctx: CallContext, fs: FrameSet, key: str, norm: str, weights: Any, master: Image
+) -> None:
+    """Beside the per-frame rejection maps: each frame's normalization (a, b per channel)
+    and weight as the integration used them, for drizzle(..., integration=)."""
+    from ..process import integration
+
+    channels = 3 if len(fs.shape) == 3 else 1
+    scale, offset = integration._normalisation(fs, norm, channels)
+    w = integration._weights(fs, weights)
+    if w is None:
+        w = np.ones(len(fs))
+    path = _result_path(ctx, "integrate", key, ".drizzle.npz")
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "wb") as fh:
+            np.savez(
+                fh,
+                keys=np.array([fs.content_key(i) for i in range(len(fs))]),
+                scale=scale,
+                offset=offset,
+                weights=np.asarray(w, np.float64),
+            )
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        return
+    master.header["PXREJKEY"] = (key, "drizzle data of this integration")
 
 
 @builtin(
@@ -134,6 +382,20 @@ def superbias(
     drop its random noise, so that a master of a few frames calibrates like one of hundreds."""
     from ..process import superbias as sb
 
+    path = None
+    if _results_on(ctx):
+        # keyed by the master's pixels (and header): hashing 16 MB costs ~20 ms, the
+        # multiscale transform seconds
+        h = hashlib.sha256()
+        _digest_value(h, np.asarray(master_bias.data))
+        if master_bias.header is not None:
+            h.update(master_bias.header.tostring().encode())
+        params = {"layers": layers, "columns": columns, "rows": rows, "master": h.hexdigest()}
+        path = _result_path(ctx, "superbias", _result_key("superbias", None, params, None))
+        hit = _load_cached(path)
+        if hit is not None:
+            hit.name = "superbias"
+            return hit
     try:
         data = sb.superbias(master_bias.data, layers=layers, columns=columns, rows=rows)
     except ValueError as exc:
@@ -144,6 +406,8 @@ def superbias(
         out.header.add_history(
             f"Superbias: layers={layers} columns={columns} rows={rows}".replace("True", "T")
         )
+    if path is not None:
+        out = _save_cached(path, out)
     return out
 
 

@@ -203,6 +203,7 @@ def integrate_band(
     weights: np.ndarray | None = None,
     esd_relaxation: float = ESD_LOW_RELAXATION,
     poisson_k: float | None = None,
+    frame_masks: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Reject and combine a band of N frames, ``(N, rows, W)`` float32.
 
@@ -210,6 +211,10 @@ def integrate_band(
     ``(combined, n_low, n_high, n_valid)``: float32 (rows, W) and per-pixel int32 counts of
     values rejected low/high and of valid (finite) values. ``poisson_k``: k of averaged
     sigma clipping for the whole image; None estimates it from this band alone.
+    ``frame_masks``: two C-contiguous bool ``(N, rows, W)`` arrays, filled with which value
+    of which frame was rejected low and high (the drizzle rejection data); the kernel then
+    compares each value with the kept range (linear fit: carries frame indices through the
+    sort). A rejected value equal to a kept one is not flagged.
     """
     band = _check_band(band)
     N, R, W = band.shape
@@ -224,11 +229,23 @@ def integrate_band(
     nlow = np.empty((R, W), np.int32)
     nhigh = np.empty((R, W), np.int32)
     nvalid = np.empty((R, W), np.int32)
-    dummy = np.zeros((1, 1, 1), np.bool_)
+    want = frame_masks is not None
+    # the kept values of every method but linear fit are a contiguous range of the sorted
+    # stack: the masks come from comparing each value with it; linear fit keeps a set, so
+    # frame indices travel through the sort
+    index_payload = want and method == "linear_fit"
+    if want:
+        lmask, hmask = frame_masks
+        for m in (lmask, hmask):
+            if m.shape != (N, R, W) or m.dtype != np.bool_ or not m.flags.c_contiguous:
+                raise ValueError(f"frame_masks must be C-contiguous bool {(N, R, W)} arrays")
+            m[...] = False  # values that are missing (NaN) are never written
+    else:
+        lmask = hmask = np.zeros((1, 1, 1), np.bool_)
     _band_kernel(
-        band, scale_a, offset_a, weights_a, weighted, False, sorting_network(N), code,
+        band, scale_a, offset_a, weights_a, weighted, index_payload, sorting_network(N), code,
         float(lowp), float(highp), float(esd_relaxation), pk, lam, COMBINES.index(combine),
-        out, nlow, nhigh, nvalid, dummy, dummy, False, get_num_threads(),
+        out, nlow, nhigh, nvalid, lmask, hmask, want, get_num_threads(),
     )  # fmt: skip
     return out, nlow, nhigh, nvalid
 

@@ -481,6 +481,11 @@ def _band_kernel(
         sh = np.empty(BW, np.float64)
         keep = np.empty(N, np.bool_)
         tmp = np.empty((5, N), np.float64)
+        # weights of one pixel's sorted stack when the payload carries frame indices
+        wcol = np.empty(N, np.float32)
+        # masks without a payload: each column's kept range, as shifted values
+        cut_lo = np.empty(BW, np.float32)
+        cut_hi = np.empty(BW, np.float32)
         for task in range((tasks * t) // nthreads, (tasks * (t + 1)) // nthreads):
             r = task // nb
             c0 = (task % nb) * BW
@@ -497,7 +502,7 @@ def _band_kernel(
                 for c in range(bw, BW):
                     dst[c] = np.inf
                 if use_payload:
-                    pv = weights[i] if weighted else np.float32(i)
+                    pv = np.float32(i) if payload_index else weights[i]
                     for c in range(BW):
                         pay[i, c] = pv
             _sort_rows(buf, pay, pairs, use_payload)
@@ -526,6 +531,8 @@ def _band_kernel(
                 n = cnt[c]
                 cc = c0 + c
                 nvalid[r, cc] = n
+                cut_lo[c] = -np.inf
+                cut_hi[c] = np.inf
                 if n == 0:
                     out[r, cc] = np.nan
                     nlow[r, cc] = 0
@@ -550,6 +557,11 @@ def _band_kernel(
                 lo, hi, kl, kh = _reject(
                     v, n, method, lowp, highp, relax, pk, lam, p1, p2, keep, tmp, shift
                 )
+                if weighted and payload_index:
+                    # the payload is the frame index (for the masks): weights by index
+                    for j in range(n):
+                        wcol[j] = weights[int(pay[j, c])]
+                    wc = wcol
                 val = _combine(v, wc, n, lo, hi, keep, combine, weighted, shift, p1)
                 if not np.isfinite(val):
                     # everything rejected: fall back to the median of all valid values
@@ -557,7 +569,14 @@ def _band_kernel(
                 out[r, cc] = val
                 nlow[r, cc] = kl
                 nhigh[r, cc] = kh
-                if want_masks:
+                if want_masks and not payload_index:
+                    # values outside the kept range [v[lo], v[hi - 1]] are the rejected
+                    # ones (a rejected value equal to a kept one is not flagged); nothing
+                    # kept: the median of all values was used, nothing is flagged
+                    if hi > lo:
+                        cut_lo[c] = v[lo]
+                        cut_hi[c] = v[hi - 1]
+                elif want_masks:
                     for j in range(n):
                         fi = int(pay[j, c])
                         if lo >= 0:
@@ -567,3 +586,19 @@ def _band_kernel(
                             rej = not keep[j]
                             low_mask[fi, r, cc] = rej and j < n // 2
                             high_mask[fi, r, cc] = rej and j >= n // 2
+            if want_masks and not payload_index:
+                # frame by frame against the kept ranges: contiguous writes, and no payload
+                # carried through the sort (which doubles its cost); the same float32
+                # operations as above, so a value compares with itself exactly
+                for i in range(N):
+                    a = scale[i]
+                    b = offset[i]
+                    src = band[i, r]
+                    lm = low_mask[i, r]
+                    hm = high_mask[i, r]
+                    for c in range(bw):
+                        x = src[c0 + c] * a + b
+                        if np.isfinite(x):
+                            xs = x - np.float32(sh[c])
+                            lm[c0 + c] = xs < cut_lo[c]
+                            hm[c0 + c] = xs > cut_hi[c]

@@ -219,3 +219,103 @@ def test_registry_entries_have_docs_and_examples():
     ):
         spec = lookup(name)
         assert spec is not None and spec.doc and spec.example and spec.category == "lights"
+
+
+# ---------------------------------------------------------------------------- unusable frames
+
+
+@pytest.fixture(scope="module")
+def odd_night(tmp_path_factory):
+    """Six good lights plus three that cannot be used: noise only (no stars), a dark frame
+    labelled Light (hot pixels and cosmic rays, no star) and another field (stars that do
+    not match the reference)."""
+    from astropy.io import fits
+
+    d = tmp_path_factory.mktemp("odd_night")
+    make_night(
+        d,
+        size=(128, 128),
+        filters=("Ha",),
+        lights_per_filter=6,
+        n_bias=1,
+        n_darks=1,
+        n_flats=1,
+        cloudy=False,
+        trailed=False,
+    )
+    good = sorted(p for p in os.listdir(d) if p.startswith("SYNTH-1_Ha_"))
+    with fits.open(d / good[0]) as h:
+        hdr, data = h[0].header.copy(), h[0].data.astype(np.float32)
+    with fits.open(d / sorted(p for p in os.listdir(d) if p.startswith("Dark"))[0]) as h:
+        dark = h[0].data.copy()
+    rng = np.random.default_rng(1)
+    noise = (np.median(data) + rng.normal(0, 20, data.shape)).clip(0, 65535)
+    other = np.roll(data[::-1, :].T, 37, axis=0)  # transposed, flipped and shifted
+    for name, pixels, minute in (("noise", noise, 57), ("dark", dark, 58), ("other", other, 59)):
+        h = hdr.copy()
+        h["DATE-OBS"] = f"2026-09-15T23:{minute}:00"
+        fits.PrimaryHDU(pixels.astype(np.uint16), h).writeto(d / f"SYNTH-1_Ha_{name}.fits")
+    return d
+
+
+def test_frames_without_stars_or_unmatched_are_left_out_by_name(odd_night):
+    d = odd_night
+    warns = []
+    ctx = ctx_for(d, warns)
+    fs = lights(d)
+    assert len(fs) == 9
+    measured = L.measure(ctx, fs)
+    assert len(measured) == 7  # the noise frame and the dark left out ...
+    left = [w for w in warns if w.startswith("measure(): 2 of 9 frames left out")]
+    assert left and "SYNTH-1_Ha_noise.fits (no stars found)" in left[0]
+    assert "SYNTH-1_Ha_dark.fits (no stars found" in left[0]
+    reasons = dict(measured.skipped)  # ... and travel with the set, for the report
+    assert reasons[str(d / "SYNTH-1_Ha_dark.fits")].startswith("measure: no stars found")
+    selected = L.select(ctx, measured)
+    assert len(selected) == 7  # the other field has good stars: select approves it
+    warns.clear()
+    reg = A.register(ctx, selected)
+    assert len(reg) == 6  # ... register cannot match it
+    assert len(warns) == 1 and warns[0].startswith("register(): 1 of 7 frames left out")
+    assert "SYNTH-1_Ha_other.fits (no consistent star pattern match" in warns[0]
+    assert sorted(os.path.basename(p) for p, _ in reg.skipped) == [
+        "SYNTH-1_Ha_dark.fits",
+        "SYNTH-1_Ha_noise.fits",
+        "SYNTH-1_Ha_other.fits",
+    ]
+    # the rest of the chain runs on what is left
+    from pxlang.builtins.preprocess import integrate
+
+    assert integrate(ctx, reg).header["NCOMBINE"] == 6
+    # a measured set given by hand with a starless row: select rejects it, saying why
+    fake = L._copy(measured)
+    fake.frames[0].meta["measure"] = dict(fake.frames[0].meta["measure"], Stars=0)
+    warns.clear()
+    assert len(L.select(ctx, fake)) == 6
+    assert any("no stars found in 1" in w for w in warns)
+
+
+def test_no_usable_frame_and_mixed_sizes_are_errors(odd_night, tmp_path):
+    d = odd_night
+    ctx = ctx_for(d, [])
+    only_bad = files(os.path.join(d, "SYNTH-1_Ha_[nd]*.fits"))
+    with pytest.raises(PxProcessError, match=r"measure\(\): no frame can be used \(2 tried\)"):
+        L.measure(ctx, only_bad)
+    with pytest.raises(
+        PxProcessError, match=r"register\(\): the reference \(SYNTH-1_Ha_noise.fits\) has 0 stars"
+    ):
+        A.register(ctx, files(str(d / "SYNTH-1_Ha_noise.fits")))
+    # a frame of another size: the error names it, even when it comes first
+    from astropy.io import fits
+
+    for p in sorted(d.glob("SYNTH-1_Ha_300s_000[1-4].fits")):
+        os.symlink(p, tmp_path / p.name)
+    with fits.open(d / "SYNTH-1_Ha_300s_0001.fits") as h:
+        hdr = h[0].header.copy()
+    hdr["DATE-OBS"] = "2026-09-15T19:00:00"  # sorts first
+    fits.PrimaryHDU(np.zeros((64, 96), np.uint16), hdr).writeto(tmp_path / "binned.fits")
+    mixed = files(str(tmp_path / "*.fits"))
+    assert os.path.basename(mixed.name(0)) == "binned.fits"
+    for stage in (L.measure, A.register):
+        with pytest.raises(PxProcessError, match=r"'binned\.fits' is 96x64, the other 4 of 5"):
+            stage(ctx, mixed)
