@@ -21,7 +21,6 @@ Real hot pixels stand tens of sigmas out.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
 from .normalize_global import MAD_TO_SIGMA
@@ -41,53 +40,6 @@ def neighbours(image: np.ndarray, step: int = 1) -> np.ndarray:
     )  # fmt: skip
 
 
-@numba.njit(cache=True, parallel=True, nogil=True)
-def _neighbour_stats(x, step):  # pragma: no cover - compiled
-    """Median, max and min of the 8 same-colour neighbours of every pixel (mirrored at the
-    edges, as ``neighbours``; NaN where a neighbour is NaN): what ``np.median`` over the
-    (8, H, W) stack gives, without building the stack (about 5× faster)."""
-    h, w = x.shape
-    med = np.empty((h, w), np.float32)
-    top = np.empty((h, w), np.float32)
-    bottom = np.empty((h, w), np.float32)
-    for i in numba.prange(h):
-        v = np.empty(8, np.float32)
-        for j in range(w):
-            k = 0
-            bad = False
-            for dy in (-1, 0, 1):
-                yy = abs(i + dy * step)
-                if yy > h - 1:
-                    yy = 2 * (h - 1) - yy
-                for dx in (-1, 0, 1):
-                    if dy == 0 and dx == 0:
-                        continue
-                    xx = abs(j + dx * step)
-                    if xx > w - 1:
-                        xx = 2 * (w - 1) - xx
-                    val = x[yy, xx]
-                    if val != val:
-                        bad = True
-                    v[k] = val
-                    k += 1
-            if bad:
-                med[i, j] = np.nan
-                top[i, j] = np.nan
-                bottom[i, j] = np.nan
-                continue
-            for a in range(1, 8):  # insertion sort of 8 values
-                t = v[a]
-                b = a - 1
-                while b >= 0 and v[b] > t:
-                    v[b + 1] = v[b]
-                    b -= 1
-                v[b + 1] = t
-            med[i, j] = 0.5 * (v[3] + v[4])
-            top[i, j] = v[7]
-            bottom[i, j] = v[0]
-    return med, top, bottom
-
-
 def detect_defects(
     image: np.ndarray,
     sigma: float = 5.0,
@@ -104,7 +56,9 @@ def detect_defects(
         raise ValueError(f"sigma must be > 0; got {sigma}")
     step = 2 if cfa else 1
     if min(x.shape) > 2 * step:
-        med, top, bottom = _neighbour_stats(np.ascontiguousarray(x), step)
+        from .pixel_kernels import neighbour_stats
+
+        med, top, bottom = neighbour_stats(np.ascontiguousarray(x), step)
     else:  # too small to mirror: the plain way
         nb = neighbours(x, step)
         med, top, bottom = np.median(nb, axis=0), nb.max(axis=0), nb.min(axis=0)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
-import numba
 import numpy as np
 
 if TYPE_CHECKING:
@@ -55,32 +54,9 @@ def _first_layer(arr: np.ndarray) -> np.ndarray:
     """``arr`` minus its B3-spline smoothing (mirrored edges): the first starlet layer. A numba
     kernel: scipy's convolve1d along axis 0 of a float32 image is ~4× slower than along
     axis 1, and this is on every light's path (measured 106 → 27 ms at 2048²)."""
-    return _first_layer_kernel(arr)
+    from .pixel_kernels import first_starlet_layer
 
-
-@numba.njit(cache=True, nogil=True)
-def _first_layer_kernel(a):  # pragma: no cover - compiled
-    h, w = a.shape
-    tmp = np.empty((h, w), np.float32)
-    out = np.empty((h, w), np.float32)
-    for i in range(h):
-        i0 = abs(i - 2)
-        i1 = abs(i - 1)
-        i3 = i + 1 if i + 1 < h else 2 * h - 3 - i
-        i4 = i + 2 if i + 2 < h else 2 * h - 4 - i
-        for j in range(w):
-            tmp[i, j] = (
-                0.375 * a[i, j] + 0.25 * (a[i1, j] + a[i3, j]) + 0.0625 * (a[i0, j] + a[i4, j])
-            )
-    for i in range(h):
-        for j in range(w):
-            j0 = abs(j - 2)
-            j1 = abs(j - 1)
-            j3 = j + 1 if j + 1 < w else 2 * w - 3 - j
-            j4 = j + 2 if j + 2 < w else 2 * w - 4 - j
-            t = tmp[i]
-            out[i, j] = a[i, j] - (0.375 * t[j] + 0.25 * (t[j1] + t[j3]) + 0.0625 * (t[j0] + t[j4]))
-    return out
+    return first_starlet_layer(arr)
 
 
 def noise_mrs(data: np.ndarray, iterations: int = 5, k: float = 3.0) -> float:
