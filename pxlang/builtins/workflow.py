@@ -130,7 +130,8 @@ def report(
     (file paths or images) its frame count, rejection percentages and noise; plots of the
     subframe properties with the rejected frames marked, and a stretched preview of each
     master. ``measured``/``selected`` are frame sets (or lists of them) from measure()/select().
-    Input files left out as unreadable are listed (``skipped``) and counted (``counts``).
+    Input files left out (unreadable, or unusable by a stage: no stars, no match) are listed
+    (``skipped``) and counted (``counts``: unreadable, left_out).
     Plots whose inputs are unchanged since the last report are not drawn again."""
     from ..image import io
     from ..run.report import write_report
@@ -145,7 +146,7 @@ def report(
             chosen.setdefault(verdict["path"], {}).update(verdict)
     frames = []
     ref_path = reference if isinstance(reference, str) else None
-    skipped: dict[str, str] = {}  # unreadable input files the frame sets left out
+    skipped: dict[str, str] = {}  # files the frame sets left out, and why
     for fs in _as_list(measured) + _as_list(selected):
         for path, reason in getattr(_frames(fs, "report"), "skipped", ()):
             skipped.setdefault(path, reason)

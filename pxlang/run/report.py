@@ -492,6 +492,9 @@ def _previous(json_path: Path) -> dict[str, Any]:
     return doc if isinstance(doc, dict) else {}
 
 
+_STAGE_REASON = re.compile(r"(measure|select|register|normalize|drizzle)\b")
+
+
 def write_report(
     output_dir: str,
     *,
@@ -597,7 +600,10 @@ def write_report(
     counts = {
         "frames": len(frames),
         "approved": sum(1 for f in frames if f.get("approved")),
-        "unreadable": len(skipped),
+        # files that could not be read, and frames a stage could not use (no stars, no
+        # match: their reason starts with the stage's name)
+        "unreadable": sum(1 for sk in skipped if not _STAGE_REASON.match(str(sk.get("reason")))),
+        "left_out": len(skipped),
     }
     counts["rejected"] = counts["frames"] - counts["approved"]
     doc = {

@@ -458,3 +458,15 @@ def test_unchanged_inputs_draw_nothing_again(tmp_path):
     third = rep.write_report(str(tmp_path), frames=frames, masters=masters, approve=APPROVE)
     assert [os.path.basename(p) for p in third["drawn"]] == ["subframes_Ha.png"]
     assert os.stat(first["json"]).st_mtime_ns != stamp[first["json"]]
+
+
+def test_left_out_frames_counted_apart_from_unreadable_files(tmp_path):
+    skipped = [
+        {"path": "a.fits", "reason": "the file is truncated"},
+        {"path": "b.fits", "reason": "measure: no stars found"},
+        {"path": "c.fits", "reason": "register: no consistent star pattern match"},
+    ]
+    rep.write_report(str(tmp_path), frames=frame_list(), masters=[], skipped=skipped)
+    doc = json.loads((tmp_path / "report.json").read_text())
+    assert doc["counts"]["unreadable"] == 1
+    assert doc["counts"]["left_out"] == 3
