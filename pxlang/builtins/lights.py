@@ -16,8 +16,10 @@ What travels in each frame's ``meta``:
 - ``transform``: the registration ``Transform`` (frame → reference), kept for ``drizzle``;
 - ``normalize``: the local-normalization model, a callable ``(band, r0, r1) -> band`` in the
   registered geometry, applied by ``integrate(normalization="local")`` and by ``drizzle``;
-- ``rejected`` (read, if an integration put it there): a bool (H, W) map of rejected pixels
-  in the registered geometry, honoured by ``drizzle``.
+- the integration's rejection reaches ``drizzle`` through the master, not the frames:
+  ``integrate`` of registered frames streams each frame's rejection map into the cache and
+  names them in the master's header (PXREJKEY); ``drizzle(frames, integration=master)``
+  finds each frame's map by its content key (PixInsight keeps them in the .xdrz files).
 
 register, normalize, drizzle and debayer are in ``align.py``, which shares the helpers here.
 """
@@ -30,7 +32,6 @@ import json
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -86,52 +87,16 @@ def _luminance_for_stars(fs: FrameSet, i: int, data: np.ndarray) -> tuple[np.nda
     return _mono(data), 1.0
 
 
-_TASK: dict[str, Callable[[int], Any]] = {}
-
-
-def _run_task(i: int) -> Any:
-    return _TASK["fn"](i)
-
-
 def _parallel(
     fn: Callable[[int], Any], n: int, advance: Callable[..., None] | None = None
 ) -> list[Any]:
-    """``[fn(i) for i in range(n)]`` on WORKERS processes (forked: ``fn`` and the frames it
-    reads are inherited, only results travel back). SEP holds the GIL, so threads would not
-    overlap star detection; without fork (Windows, macOS spawn) threads are used.
+    """``[fn(i) for i in range(n)]`` on the run's executor (``pxlang.run.executor``): WORKERS
+    forked processes of this machine, or tasks on the run's dask cluster (``--scheduler``,
+    ``cluster()``; then ``fn`` is pickled, frames are read from the shared cache folder).
     ``advance()`` is called as each result arrives (progress)."""
-    tick = advance if advance is not None else (lambda k=1: None)
-    if n <= 1 or WORKERS <= 1:
-        out = []
-        for i in range(n):
-            out.append(fn(i))
-            tick()
-        return out
-    import multiprocessing
+    from ..run.executor import executor_for
 
-    try:
-        mp = multiprocessing.get_context("fork")
-    except ValueError:
-        with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-            return [_ticked(r, tick) for r in pool.map(fn, range(n))]
-    import warnings
-    from concurrent.futures import ProcessPoolExecutor
-
-    _TASK["fn"] = fn
-    try:
-        with warnings.catch_warnings():
-            # Python ≥ 3.12 warns when forking with threads alive (numba's idle pool after a
-            # resampling); the children never use those threads.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            with ProcessPoolExecutor(max_workers=WORKERS, mp_context=mp) as pool:
-                return [_ticked(r, tick) for r in pool.map(_run_task, range(n))]
-    finally:
-        _TASK.pop("fn", None)
-
-
-def _ticked(result: Any, tick: Callable[..., None]) -> Any:
-    tick()
-    return result
+    return executor_for(local_workers=WORKERS).map(fn, n, advance)
 
 
 # ---------------------------------------------------------------------------- per-frame results
@@ -383,8 +348,10 @@ def measure(
     Median, MeanDeviation, PSFSignalWeight (our equivalent: (PSF flux / Noise)² / 1e6),
     PSFFlux, PSFSNR, FWHMPixels. scale (arcsec/pixel) defaults to
     206.265 × XPIXSZ[µm] / FOCALLEN[mm] from each header; gain (e-/ADU) to EGAIN or GAIN.
-    Returns the same frames carrying their measurements, for select() and
-    integrate(weights="SNRWeight")."""
+    Returns the frames carrying their measurements, for select() and
+    integrate(weights="SNRWeight"); frames where no star is found (a dark frame labelled
+    Light, clouds) are left out and named in a warning. Mixed image sizes are an error
+    naming the odd files."""
     from ..process.stars import StarTable
     from ..process.subframes import camera_gain, measure_frame_stars, pixel_scale
     from ..run.progress import stage
@@ -400,13 +367,18 @@ def measure(
         path = _frame_result_path(ctx, fs, i, "measure", f"{sc}|{gn}|{model}|{threshold}", keys[i])
         return sc, gn, path
 
-    def cached(i: int) -> tuple[dict[str, float], Any, float] | None:
+    _check_sizes(ctx, fs, "measure")
+
+    def cached(i: int) -> tuple[dict[str, float], Any, float] | str | None:
         got = _load_result(settings(i)[2])
         if got is None:
             return None
+        if "failed" in got:
+            return str(got["failed"])
         return json.loads(str(got["row"])), StarTable.from_arrays(got), float(got["factor"])
 
-    def one(i: int) -> tuple[dict[str, float], Any, float]:
+    def one(i: int) -> tuple[dict[str, float], Any, float] | str:
+        """The measurement, or why the frame cannot be measured (it is then left out)."""
         sc, gn, path = settings(i)
         img = _read(fs, i)
         lum, factor = _luminance_for_stars(fs, i, img.data)
@@ -421,7 +393,8 @@ def measure(
                 stars=known[0] if known is not None and known[1] == factor else None,
             )
         except ValueError as exc:
-            raise PxProcessError(f"measure(): {_short(fs, i)}: {exc}", span=ctx.span) from exc
+            _save_result(path, {"failed": np.array(str(exc))})
+            return str(exc)
         if factor != 1.0:
             m["FWHMPixels"] *= factor
         _save_result(
@@ -435,8 +408,14 @@ def measure(
         with stage(ctx.options, "measure", len(todo)) as advance:
             for i, r in zip(todo, _parallel(lambda k: one(todo[k]), len(todo), advance)):
                 results[i] = r
-    rows = [r[0] for r in results]
-    for i, (f, (_, table, factor)) in enumerate(zip(fs.frames, results)):
+    # frames that cannot be used (nothing measurable, no stars: a dark labelled Light,
+    # clouds) are left out, by name; whatever follows (select, register) needs stars
+    left: list[tuple[int, str]] = []
+    for i, (f, res) in enumerate(zip(fs.frames, results)):
+        if isinstance(res, str):
+            left.append((i, res))
+            continue
+        row, table, factor = res
         f.meta["star_table"] = {
             "key": keys[i],
             "threshold": threshold,
@@ -444,19 +423,88 @@ def measure(
             "factor": factor,
             "table": table,
         }
-    starless = []
-    for i, (f, row) in enumerate(zip(fs.frames, rows)):
         f.meta["measure"] = row
         f.meta.update(row)
         if row["Stars"] == 0:
-            starless.append(_short(fs, i))
-    if starless:
-        ctx.warning(
-            f"measure(): no stars found in {len(starless)} of {n} frames: "
-            + ", ".join(starless[:10])
-            + (" …" if len(starless) > 10 else "")
+            left.append((i, "no stars found"))
+        elif not np.isfinite(row.get("FWHMPixels", np.nan)):  # hot pixels, cosmic rays
+            left.append((i, f"no stars found ({int(row['Stars'])} sources, none star-like)"))
+    return _leave_out(ctx, fs, left, "measure", hint="a dark frame labelled Light, or clouds?")
+
+
+def _frame_shapes(fs: FrameSet) -> list[tuple[int, ...]]:
+    """Each frame's image shape from the files' headers (a derived frame has its source
+    frame's size; derived sets change all their frames alike)."""
+    from ..image import io
+
+    root = fs
+    while root.parent is not None:
+        root = root.parent
+    out = []
+    for i, f in enumerate(root.frames):
+        if f.data is not None:
+            out.append(tuple(f.data.shape))
+            continue
+        # the header read already (files() filtered on it) says it: no second parse
+        hdr = root.header(i)
+        try:
+            out.append((int(hdr["NAXIS2"]), int(hdr["NAXIS1"])))
+        except (KeyError, TypeError, ValueError):
+            out.append(tuple(io.image_shape(f.path)))
+    return out
+
+
+def _check_sizes(ctx: CallContext, fs: FrameSet, stage_name: str) -> None:
+    """Mixed image sizes are an error naming the odd frames: those not of the most common
+    size (not merely the first frame that differs from the first)."""
+    from collections import Counter
+
+    shapes = _frame_shapes(fs)
+    counts = Counter(s[-2:] for s in shapes)
+    if len(counts) < 2:
+        return
+    usual, k = counts.most_common(1)[0]
+    odd = [i for i, s in enumerate(shapes) if s[-2:] != usual]
+    names = ", ".join(f"'{_short(fs, i)}' is {shapes[i][-1]}x{shapes[i][-2]}" for i in odd[:5])
+    raise PxProcessError(
+        f"{stage_name}(): frames differ in size: {names}{' …' if len(odd) > 5 else ''}, "
+        f"the other {k} of {len(shapes)} frames are {usual[-1]}x{usual[-2]}",
+        span=ctx.span,
+        hint="frames to combine come from one camera and binning; move the odd files out "
+        "or filter them (files(..., XBINNING=1))",
+    )
+
+
+def _leave_out(
+    ctx: CallContext, fs: FrameSet, left: list[tuple[int, str]], stage_name: str, hint: str = ""
+) -> FrameSet:
+    """``fs`` without the frames of ``left`` ((index, reason)): a warning names them and
+    counts them, and they join ``fs.skipped`` (path, reason) for the report. None left: an
+    error."""
+    if not left:
+        return fs
+    n = len(fs)
+    reasons = dict(left)
+    shown = "; ".join(f"{_short(fs, i)} ({why})" for i, why in left[:10])
+    if len(left) == n:
+        raise PxProcessError(
+            f"{stage_name}(): no frame can be used ({n} tried): {shown}"
+            + (" …" if len(left) > 10 else ""),
+            span=ctx.span,
+            hint=hint or None,
         )
-    return fs
+    ctx.warning(
+        f"{stage_name}(): {len(left)} of {n} frames left out: {shown}"
+        + (" …" if len(left) > 10 else "")
+    )
+    out = fs._subset([i for i in range(n) if i not in reasons])
+    if hasattr(fs, "selection"):
+        out.selection = fs.selection
+    out.skipped = [
+        *getattr(fs, "skipped", []),
+        *((fs.name(i), f"{stage_name}: {why}") for i, why in left),
+    ]
+    return out
 
 
 def _clauses(expr: str) -> list[str]:
@@ -541,13 +589,21 @@ def select(
         fs = _copy(fs)
     n = len(fs)
     rows = [f.meta["measure"] for f in fs.frames]
-    stats = statistics(rows)
+    # a frame without stars (measured elsewhere: measure() leaves them out) has no FWHM,
+    # no PSF signal: rejected as such, and kept out of the set statistics
+    starless = {i for i, row in enumerate(rows) if not row.get("Stars", 0) > 0}
+    stats = statistics([row for i, row in enumerate(rows) if i not in starless])
     clauses = _clauses(approve)
     fails: dict[str, list[str]] = {c: [] for c in clauses}
     fails_signal: list[str] = []
+    fails_stars: list[str] = []
     approved, weights = [], []
     verdicts = []  # per frame, for the report: approved or the condition that failed
     for i, row in enumerate(rows):
+        if i in starless:
+            fails_stars.append(_short(fs, i))
+            verdicts.append({"path": fs.name(i), "approved": False, "reason": "no stars found"})
+            continue
         symbols = {**stats, **{k: float(v) for k, v in row.items()}}
         ok = _evaluate(ctx, approve, symbols, "approval") != 0.0
         failed: list[str] = []
@@ -582,6 +638,8 @@ def select(
             approved.append(i)
             weights.append(w)
     reasons = [f"{c} failed for {len(v)}" for c, v in fails.items() if v]
+    if fails_stars:
+        reasons.append(f"no stars found in {len(fails_stars)}")
     if fails_signal:
         reasons.append(
             f"PSFSignalWeight below {min_signal:g} × the median (cloud or haze?) for "
@@ -598,7 +656,7 @@ def select(
         )
     rejected = n - len(approved)
     if rejected:
-        names = sorted({x for v in fails.values() for x in v} | set(fails_signal))
+        names = sorted({x for v in fails.values() for x in v} | set(fails_signal + fails_stars))
         msg = (
             f"select(): {rejected} of {n} frames rejected ({'; '.join(reasons)}): "
             + ", ".join(names[:10])

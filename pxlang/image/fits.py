@@ -53,10 +53,55 @@ def _open(path: str) -> Any:
     )
 
 
+_MAX_HEADER_BLOCKS = 1000  # 2.8 MB of header: beyond that, astropy's reader decides
+
+
+def _primary_header(path: str) -> tuple[Any, int] | None:
+    """The primary header and the byte offset of its data, read directly: a tenth of the
+    cost of ``fits.open`` (a night's discovery reads every file's header). None when the
+    file does not start like a plain FITS file; then the full reader takes over (and gives
+    the precise error)."""
+    from astropy.io import fits
+
+    cards = bytearray()
+    try:
+        with open(path, "rb") as fh:
+            for _ in range(_MAX_HEADER_BLOCKS):
+                block = fh.read(2880)
+                if len(block) < 2880:
+                    return None
+                if not cards and not block.startswith(b"SIMPLE  ="):
+                    return None
+                cards += block
+                # the END card sits at the start of an 80-byte card
+                if any(block[k : k + 8] == b"END     " for k in range(0, 2880, 80)):
+                    break
+            else:
+                return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            header = fits.Header.fromstring(bytes(cards))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return header, len(cards)
+
+
 def _parse_layout(path: str, size: int) -> FitsLayout:
     from astropy.io import fits
 
     gz = path.lower().endswith(".gz")
+    quick = None if gz else _primary_header(path)
+    naxis = quick[0].get("NAXIS") if quick is not None else None
+    if isinstance(naxis, int) and naxis > 0 and not quick[0].get("GROUPS"):
+        header, offset = quick
+        extra, i = None, 0
+    else:  # image in an extension, compressed, gzipped, odd or corrupt: astropy decides
+        header, extra, i, offset = _layout_by_astropy(path, fits, gz)
+    return _layout_from(path, size, header, extra, i, offset)
+
+
+def _layout_by_astropy(path: str, fits: Any, gz: bool) -> tuple[Any, Any, int, int | None]:
+    """Header, primary keywords, HDU number and data offset of the first image HDU."""
     try:
         with warnings.catch_warnings(), contextlib.ExitStack() as stack:
             warnings.simplefilter("ignore")  # truncation is checked below, by size
@@ -88,7 +133,16 @@ def _parse_layout(path: str, size: int) -> FitsLayout:
         raise
     except (OSError, ValueError, EOFError, KeyError, IndexError, TypeError) as exc:
         raise file_error(path, f"not a FITS file, or corrupt ({exc})") from exc
-    naxis = int(header.get("NAXIS", 0))
+    return header, extra, i, offset
+
+
+def _layout_from(
+    path: str, size: int, header: Any, extra: Any, i: int, offset: int | None
+) -> FitsLayout:
+    try:
+        naxis = int(header.get("NAXIS", 0))
+    except (TypeError, ValueError) as exc:
+        raise file_error(path, f"corrupt header: NAXIS is not a number ({exc})") from exc
     try:
         axes = [int(header[f"NAXIS{k}"]) for k in range(1, naxis + 1)]
     except (KeyError, ValueError) as exc:

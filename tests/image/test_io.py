@@ -558,3 +558,26 @@ def test_corrupt_gzip(tmp_path):
 def test_error_message_has_a_hint_for_missing_files(tmp_path):
     err = _expect_error(str(tmp_path / "Ha.fits"), "cannot read")
     assert err.hint
+
+
+def test_quick_header_reader_agrees_with_astropy(tmp_path):
+    """The direct primary-header read gives what astropy's full reader gives; files it does
+    not handle (image in an extension, long headers) still come through astropy."""
+    pf = fits_format
+    data = np.arange(12, dtype=np.float32).reshape(3, 4)
+    hdr = fits.Header()
+    for k in range(60):  # more than one 2880-byte block of cards
+        hdr[f"KEY{k}"] = (k, "a card")
+    hdr["FILTER"] = "Ha"
+    prim = tmp_path / "primary.fits"
+    fits.PrimaryHDU(data, hdr).writeto(prim)
+    ext = tmp_path / "ext.fits"
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(data, hdr)]).writeto(ext)
+    for path in (prim, ext):
+        size = path.stat().st_size
+        quick = pf._parse_layout(str(path), size)
+        header, extra, index, offset = pf._layout_by_astropy(str(path), fits, False)
+        assert quick.offset == offset and quick.index == index
+        assert list(quick.header.items()) == list(header.items())
+        assert quick.header["FILTER"] == "Ha" and quick.file_shape == (3, 4)
+    assert pf._primary_header(str(ext))[0]["NAXIS"] == 0  # → astropy finds the extension
