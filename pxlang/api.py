@@ -116,6 +116,9 @@ def evaluate(
 
     ``images`` binds names to arrays, ``Image``s, numbers or file paths. ``params`` gives
     values to ``param`` declarations. ``path`` names the script (errors, relative paths).
+    ``options``: run-wide settings, e.g. ``{"quiet": True, "cache_dir": "cache/",
+    "scheduler": "tcp://host:8786"}`` (per-frame stages and integration on that dask
+    cluster, whose workers see the same folders; see docs/cluster.md).
     """
     from .lang.check import check_script
     from .lang.errors import PxNameError, did_you_mean
@@ -143,7 +146,12 @@ def evaluate(
                 ),
             )
     interp = _interpreter(source, name, base, params, images, options)
-    value = interp.run(tree)
+    from .run.executor import run_scope
+
+    # the run's executor: options["scheduler"] (a dask cluster, connected before any work)
+    # or what cluster() switches to; a LocalCluster is shut down when the run ends
+    with run_scope(interp.options):
+        value = interp.run(tree)
     return value
 
 

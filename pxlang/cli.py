@@ -66,7 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("params", nargs="*", metavar="NAME=VALUE", help="script parameters")
     r.add_argument("--seed", type=int)
     r.add_argument("--quiet", action="store_true", help="no progress output")
-    r.add_argument("--scheduler", help="dask.distributed scheduler address")
+    r.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="run per-frame stages and integration on this dask.distributed scheduler "
+        "(tcp://host:8786); its workers must see the input, output and cache folders at the "
+        "same paths (a shared filesystem); needs pip install 'pxlang[dask]'",
+    )
     r.add_argument("--no-truncate", action="store_true", help="image arithmetic is not clamped")
     r.add_argument(
         "--cache",

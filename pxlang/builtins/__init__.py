@@ -6,6 +6,7 @@ numba, sep...) inside function bodies so that `pxlang check` starts fast.
 
 from . import (  # noqa: F401  (registration)
     align,
+    cluster,
     frames,
     lights,
     pixelmath,

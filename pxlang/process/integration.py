@@ -12,8 +12,10 @@ algorithms and ``normalize_global.py`` for normalisation and the noise estimate.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -179,6 +181,8 @@ def integrate(
     memory: int | None = None,
     maps: bool = False,
     esd_relaxation: float = rj.ESD_LOW_RELAXATION,
+    frame_maps: Sequence[str] | None = None,
+    executor: Any = None,
 ) -> Image | tuple[Image, Image, Image]:
     """Integrate frames into one image, out of core.
 
@@ -196,6 +200,13 @@ def integrate(
         (``meta["weight"]``) | a header keyword or measured-property name | a list.
     memory : bytes for the bands (default: an eighth of the available RAM, at most 256 MB).
     maps : also return the low and high rejection maps (fraction of values rejected).
+    frame_maps : one file path per frame: each frame's own rejected pixels (which of its
+        values were rejected low and high, in its own geometry) are written there, band by
+        band (RAM does not grow with the frame count), 2 bits per pixel and channel; read
+        back with :func:`read_frame_map`. The drizzle data of ImageIntegration (.xdrz).
+    executor : where to run (``pxlang.run.executor``); a distributed one (a dask cluster)
+        gets derived frames written to files and one task per band of rows (``_band_task``),
+        the same results as here. None or a local one: the double-buffered loop below.
 
     Returns
     -------
@@ -225,7 +236,10 @@ def integrate(
                 "(from normalize(...)); use a global normalization meanwhile"
             )
     shape = fs.shape
-    if fs.parent is not None:
+    on_cluster = bool(getattr(executor, "distributed", False))
+    if fs.parent is not None and on_cluster:
+        executor.map(fs.materialize_frame, n)  # by the workers, into the shared cache folder
+    elif fs.parent is not None:
         # derived frames (calibrated...): compute and cache them two at a time first
         with ThreadPoolExecutor(max_workers=2) as pool:
             list(pool.map(fs.materialize_frame, range(n)))
@@ -254,13 +268,33 @@ def integrate(
             if not seen[i]:
                 seen[i] = bool(np.isfinite(dst[..., :: max(1, w // 64)]).any())
 
+    writer = None
+    if frame_maps is not None:
+        writer = FrameMapWriter(list(frame_maps), n, channels, h, w, rows)
+
     poisson_k = [None] * channels
     if method == "averaged_sigma":
         poisson_k = _poisson_k(fs, bufs[0], rows, local, scale, offset)
 
     starts = list(range(0, h, rows))
+    if on_cluster:
+        # one task per band on the cluster; nothing is left for the local loop below
+        kernel = {
+            "method": method,
+            "low": lowp,
+            "high": highp,
+            "combine": combine,
+            "scale": scale,
+            "offset": offset,
+            "weights": wts,
+            "esd_relaxation": esd_relaxation,
+            "poisson_k": poisson_k,
+        }
+        arrays = (out, nlow, nhigh, nvalid)
+        seen |= _integrate_on_cluster(executor, fs, local, rows, kernel, arrays, writer)
+        starts = []
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(fill, 0, starts[0], min(h, starts[0] + rows))
+        pending = pool.submit(fill, 0, starts[0], min(h, starts[0] + rows)) if starts else None
         for k, r0 in enumerate(starts):
             r1 = min(h, r0 + rows)
             pending.result()
@@ -280,9 +314,16 @@ def integrate(
                     weights=wts,
                     esd_relaxation=esd_relaxation,
                     poisson_k=poisson_k[c],
+                    frame_masks=None if writer is None else writer.masks(r1 - r0),
                 )
                 out[c, r0:r1], nlow[c, r0:r1], nhigh[c, r0:r1], nvalid[c, r0:r1] = res
+                if writer is not None:
+                    writer.pack(c, r1 - r0)
+            if writer is not None:
+                writer.write(r1 - r0)
     bufs.clear()
+    if writer is not None:
+        writer.close()
     if not seen.all():
         bad = int(np.argmin(seen))
         raise ValueError(f"'{fs.name(bad)}' holds no data: every pixel is NaN")
@@ -313,6 +354,69 @@ def integrate(
         Image(sq(lmap), None, name="rejection_low"),
         Image(sq(hmap), None, name="rejection_high"),
     )
+
+
+class FrameMapWriter:
+    """Per-frame rejection bits streamed to ``.npy`` files band by band (bands come in row
+    order, so each band is appended). A file holds uint8 ``(H, 2 * channels, ceil(W / 8))``:
+    for each row, the low and high bits of each channel packed along the row. Written under
+    temporary names and renamed by :meth:`close`, so an interrupted integration leaves no
+    half map under a final name."""
+
+    def __init__(self, paths: list[str], n: int, channels: int, h: int, w: int, rows: int):
+        if len(paths) != n:
+            raise ValueError(f"frame_maps: {len(paths)} paths for {n} frames")
+        self.paths = paths
+        self.tmp = [f"{p}.{os.getpid()}.tmp" for p in paths]
+        self.n, self.channels, self.w = n, channels, w
+        self._lm = np.empty(n * rows * w, np.bool_)
+        self._hm = np.empty(n * rows * w, np.bool_)
+        self._packed = np.empty((n, rows, 2 * channels, (w + 7) // 8), np.uint8)
+        header = {"descr": "|u1", "fortran_order": False, "shape": (h, 2 * channels, (w + 7) // 8)}
+        for t in self.tmp:
+            os.makedirs(os.path.dirname(t) or ".", exist_ok=True)
+            with open(t, "wb") as fh:
+                np.lib.format.write_array_header_1_0(fh, header)
+
+    def masks(self, r: int) -> tuple[np.ndarray, np.ndarray]:
+        size = self.n * r * self.w
+        shape = (self.n, r, self.w)
+        return self._lm[:size].reshape(shape), self._hm[:size].reshape(shape)
+
+    def pack(self, c: int, r: int) -> None:
+        lm, hm = self.masks(r)
+        self._packed[:, :r, 2 * c] = np.packbits(lm, axis=-1)
+        self._packed[:, :r, 2 * c + 1] = np.packbits(hm, axis=-1)
+
+    def write(self, r: int) -> None:
+        for i, t in enumerate(self.tmp):
+            with open(t, "ab") as fh:
+                fh.write(np.ascontiguousarray(self._packed[i, :r]).tobytes())
+
+    def close(self) -> None:
+        for t, p in zip(self.tmp, self.paths):
+            os.replace(t, p)
+
+    def discard(self) -> None:
+        for t in self.tmp:
+            with contextlib.suppress(OSError):
+                os.remove(t)
+
+
+def read_frame_map(path: str, width: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A frame's rejected pixels written by ``integrate(..., frame_maps=...)``: bool
+    ``(low, high)``, each (H, W) or (channels, H, W). ``width``: the image width (default:
+    the packed width, a multiple of 8)."""
+    packed = np.load(path, mmap_mode="r")
+    if packed.ndim != 3 or packed.shape[1] % 2:
+        raise ValueError(f"{path} is not a rejection map")
+    w = width or packed.shape[2] * 8
+    bits = np.unpackbits(np.asarray(packed), axis=-1, count=w).astype(bool)
+    low = np.moveaxis(bits[:, 0::2], 1, 0)
+    high = np.moveaxis(bits[:, 1::2], 1, 0)
+    if low.shape[0] == 1:
+        return low[0], high[0]
+    return low, high
 
 
 def _result_header(fs, combine, method, lowp, highp, normalization, weights, plow, phigh, noise):
@@ -365,3 +469,100 @@ def integrate_paths(paths: list[str], output: str, **kwargs: Any) -> str:
     master = integrate(fs, **kwargs)
     assert isinstance(master, Image)
     return io.save(master, output)
+
+
+# ---------------------------------------------------------------------------- on a cluster
+
+
+def _band_task(spec: dict[str, Any], k: int) -> tuple[Any, ...]:
+    """Band k of an integration, as a task on a cluster worker: rows r0:r1 of every frame
+    read from its file (memory-mapped), normalised locally if asked, rejected and combined
+    by the same kernel as the local loop. Returns (out, nlow, nhigh, nvalid) of the band,
+    (channels, rows, W); which frames held finite values; the per-frame rejection bits
+    packed as ``FrameMapWriter`` stores them (None when not asked)."""
+    fs: FrameSet = spec["frames"]
+    r0, r1 = spec["bands"][k]
+    n, channels, w, r = len(fs), spec["channels"], spec["width"], r1 - r0
+    kernel, local = spec["kernel"], spec["local"]
+    band = np.empty((channels, n, r, w), np.float32)
+    seen = np.zeros(n, bool)
+    for i in range(n):
+        dst = band[0, i] if channels == 1 else band[:, i]
+        fs.read_rows_into(i, r0, r1, dst)
+        if local is not None:
+            dst[...] = local[i](dst, r0, r1)
+        seen[i] = bool(np.isfinite(dst[..., :: max(1, w // 64)]).any())
+    out = np.empty((channels, r, w), np.float32)
+    counts = [np.empty((channels, r, w), spec["count_type"]) for _ in range(3)]
+    packed = masks = None
+    if spec["frame_maps"]:
+        packed = np.empty((n, r, 2 * channels, (w + 7) // 8), np.uint8)
+        masks = (np.empty((n, r, w), np.bool_), np.empty((n, r, w), np.bool_))
+    for c in range(channels):
+        res = rj.integrate_band(
+            band[c],
+            method=kernel["method"],
+            low=kernel["low"],
+            high=kernel["high"],
+            combine=kernel["combine"],
+            scale=kernel["scale"][c],
+            offset=kernel["offset"][c],
+            weights=kernel["weights"],
+            esd_relaxation=kernel["esd_relaxation"],
+            poisson_k=kernel["poisson_k"][c],
+            frame_masks=masks,
+        )
+        out[c], counts[0][c], counts[1][c], counts[2][c] = res
+        if packed is not None and masks is not None:
+            packed[:, :, 2 * c] = np.packbits(masks[0], axis=-1)
+            packed[:, :, 2 * c + 1] = np.packbits(masks[1], axis=-1)
+    return out, counts[0], counts[1], counts[2], seen, packed
+
+
+def _integrate_on_cluster(
+    executor: Any,
+    fs: FrameSet,
+    local: list | None,
+    rows: int,
+    kernel: dict[str, Any],
+    arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    writer: FrameMapWriter | None,
+) -> np.ndarray:
+    """The band loop of ``integrate`` as tasks (``executor.map``): the workers get the
+    frames as file paths (derived frames are already in the cache folder; frames held in
+    memory travel with the task); their bands fill ``arrays`` (out, nlow, nhigh, nvalid)
+    here, and the per-frame rejection bits go to ``writer`` in row order. Returns which
+    frames held finite values."""
+    import functools
+
+    from pxlang.image.frameset import Frame
+
+    out, nlow, nhigh, nvalid = arrays
+    n, channels = len(fs), out.shape[0]
+    h, w = out.shape[-2:]
+    frames = []
+    for i, f in enumerate(fs.frames):
+        path = fs._cached_path(i) if fs.parent is not None else f.path
+        frames.append(Frame(path, None, f.data if path is None else None))
+    # at least two bands per worker so that all are busy; never more rows than locally
+    step = max(1, min(rows, -(-h // (2 * max(1, executor.workers)))))
+    bands = [(r0, min(h, r0 + step)) for r0 in range(0, h, step)]
+    spec = {
+        "frames": FrameSet(frames, source=fs.source),
+        "bands": bands,
+        "local": local,
+        "channels": channels,
+        "width": w,
+        "count_type": nlow.dtype,
+        "frame_maps": writer is not None,
+        "kernel": kernel,
+    }
+    seen = np.zeros(n, bool)
+    results = executor.map(functools.partial(_band_task, spec), len(bands))
+    for (r0, r1), (o, lo, hi, va, s, packed) in zip(bands, results):
+        out[:, r0:r1], nlow[:, r0:r1], nhigh[:, r0:r1], nvalid[:, r0:r1] = o, lo, hi, va
+        seen |= s
+        if writer is not None:
+            writer._packed[:, : r1 - r0] = packed
+            writer.write(r1 - r0)
+    return seen
