@@ -55,15 +55,28 @@ def open_viewer(path: str) -> bool:
     cmd = viewer_command()
     if not cmd:
         return False
+    import shutil
+
+    sh = shutil.which("sh") if os.name == "posix" else None
     try:
+        if sh:
+            # started through a shell that returns at once: the viewer is nobody's child
+            # here (no zombie, no "still running" warning when pxlang exits before it)
+            subprocess.run(
+                [sh, "-c", '"$@" </dev/null >/dev/null 2>&1 &', "sh", *cmd, path],
+                start_new_session=True,  # Ctrl-C in the REPL must not reach the viewer
+                check=True,
+                timeout=10,
+            )
+            return True
         proc = subprocess.Popen(
             [*cmd, path],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            start_new_session=True,  # Ctrl-C in the REPL must not reach the viewer
+            start_new_session=True,
         )
-    except OSError:
+    except (OSError, subprocess.SubprocessError):
         return False
     _VIEWERS.append(proc)
     return True

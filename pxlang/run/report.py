@@ -592,10 +592,18 @@ def write_report(
     ]
     drawn = []
     with stage(options, "report", len(todo)) as advance:
-        for path, draw in todo:
-            _write_atomic(path, draw())
+        if len(todo) > 1:
+            # drawn on both cores (matplotlib holds the GIL: processes, not threads),
+            # written here
+            from .executor import LocalExecutor
+
+            images = LocalExecutor().map(lambda i: todo[i][1](), len(todo), advance)
+        else:
+            images = [draw() for _, draw in todo]
+            advance(len(todo))
+        for (path, _), png in zip(todo, images):
+            _write_atomic(path, png)
             drawn.append(str(path))
-            advance()
 
     counts = {
         "frames": len(frames),
