@@ -21,6 +21,10 @@ Real hot pixels stand tens of sigmas out.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import os
+
 import numpy as np
 
 from .normalize_global import MAD_TO_SIGMA
@@ -128,6 +132,33 @@ def fix_defects(image: np.ndarray, mask: np.ndarray, cfa: bool = False) -> np.nd
     return out
 
 
+def _load_masks(path: str | None, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray] | None:
+    if path is None or not os.path.exists(path):
+        return None
+    try:
+        with np.load(path) as z:
+            n = int(np.prod(shape))
+            hot = np.unpackbits(z["hot"], count=n).astype(bool).reshape(shape)
+            cold = np.unpackbits(z["cold"], count=n).astype(bool).reshape(shape)
+        return hot, cold
+    except (OSError, ValueError, KeyError):
+        return None  # unreadable (interrupted write, other version): found again
+
+
+def _save_masks(path: str | None, hot: np.ndarray, cold: np.ndarray) -> None:
+    if path is None:
+        return
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(tmp, "wb") as fh:
+            np.savez(fh, hot=np.packbits(hot), cold=np.packbits(cold))
+        os.replace(tmp, path)
+    except OSError:  # a cache that cannot be written only costs time
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+
+
 def cosmetic(
     frames,
     hot: str | bool = "auto",
@@ -146,7 +177,6 @@ def cosmetic(
     ``cfa``: "auto" (from BAYERPAT), True or False. The number of pixels fixed is in each
     frame's header (COSMHOT, COSMCOLD) and ``meta`` ("cosmetic_hot", "cosmetic_cold").
     """
-    import hashlib
 
     from pxlang.image.frameset import header_value
 
@@ -183,9 +213,21 @@ def cosmetic(
         ref = reference_image([frames.read(int(i)).data for i in picks])
         source = f"median of {len(picks)} frames"
     refs = ref if ref.ndim == 3 else ref[None]
-    masks = [detect_defects(c, sigma, do_hot, cold, is_cfa, ratio) for c in refs]
-    hot_mask = np.any([m[0] for m in masks], axis=0)
-    cold_mask = np.any([m[1] for m in masks], axis=0)
+    mask_file = None
+    if cache_dir is not None and master_dark is not None:
+        # the defect map of a master dark is found once: a re-run loads it
+        mask_key = hashlib.sha256(
+            f"{_identity(master_dark)}|{sigma}|{do_hot}|{cold}|{is_cfa}|{ratio}|defects/1".encode()
+        ).hexdigest()[:20]
+        mask_file = os.path.join(cache_dir, f"defects_{mask_key}.npz")
+    found = _load_masks(mask_file, refs.shape[-2:])
+    if found is not None:
+        hot_mask, cold_mask = found
+    else:
+        masks = [detect_defects(c, sigma, do_hot, cold, is_cfa, ratio) for c in refs]
+        hot_mask = np.any([m[0] for m in masks], axis=0)
+        cold_mask = np.any([m[1] for m in masks], axis=0)
+        _save_masks(mask_file, hot_mask, cold_mask)
     bad = hot_mask | cold_mask
     n_hot, n_cold = int(hot_mask.sum()), int(cold_mask.sum())
 

@@ -96,3 +96,24 @@ def test_fix_and_bad_arguments():
         cosmetic(fs, hot=False)
     with pytest.raises(ValueError, match="does not match"):
         fix_defects(img, np.zeros((3, 3), bool))
+
+
+def test_defect_map_of_a_master_dark_is_found_once(tmp_path, monkeypatch):
+    import pxlang.process.cosmetic as cc
+
+    rng = np.random.default_rng(5)
+    dark = rng.normal(0.01, 0.0005, (48, 48)).astype(np.float32)
+    dark[5, 7] = dark[20, 30] = 0.2
+    fs = FrameSet.from_arrays([np.full((48, 48), 0.3, np.float32)])
+    first = cosmetic(fs, master_dark=Image(dark, Header()), cache_dir=str(tmp_path))
+    calls = []
+    monkeypatch.setattr(cc, "detect_defects", lambda *a, **k: calls.append(1))
+    again = cosmetic(fs, master_dark=Image(dark, Header()), cache_dir=str(tmp_path))
+    assert calls == []  # loaded from the cache
+    np.testing.assert_array_equal(again.defects, first.defects)
+    assert again.defects.sum() == 2
+    other = dark.copy()
+    other[40, 40] = 0.2  # another dark: found afresh
+    monkeypatch.undo()
+    third = cosmetic(fs, master_dark=Image(other, Header()), cache_dir=str(tmp_path))
+    assert third.defects.sum() == 3
