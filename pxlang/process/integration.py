@@ -37,14 +37,14 @@ _MASTER_NAMES["light"] = "Master Light"
 
 
 def default_memory() -> int:
-    """Default memory budget for bands: an eighth of the RAM available, 32 MB to 256 MB.
+    """Default memory budget for bands: an eighth of the RAM available, 32 MB to 64 MB.
 
     Bands of a few hundred rows already keep the kernel busy; bigger ones only cost RAM.
     """
     import psutil
 
     avail = psutil.virtual_memory().available
-    return int(min(max(avail // 8, 32 << 20), 256 << 20))
+    return int(min(max(avail // 8, 32 << 20), 64 << 20))
 
 
 def band_rows(n_frames: int, shape: tuple[int, ...], memory: int) -> int:
@@ -198,7 +198,7 @@ def integrate(
         ``(band, r0, r1) -> band`` attached by local normalisation).
     weights : "none" | "noise" (inverse variance) | "exposure" (EXPTIME) | "meta"
         (``meta["weight"]``) | a header keyword or measured-property name | a list.
-    memory : bytes for the bands (default: an eighth of the available RAM, at most 256 MB).
+    memory : bytes for the bands (default: an eighth of the available RAM, at most 64 MB).
     maps : also return the low and high rejection maps (fraction of values rejected).
     frame_maps : one file path per frame: each frame's own rejected pixels (which of its
         values were rejected low and high, in its own geometry) are written there, band by
