@@ -498,16 +498,13 @@ def drizzle(
                 colours = cfa_masks(data.shape, pattern) > 0
             pm = tr.pixmap(data.shape)
             data = _normalized(meta.get("normalize"), data, pm, colours)
-            # where each frame pixel lands in the reference grid (rejection maps live there)
-            xi = np.clip(np.rint(pm[..., 0]).astype(np.intp), 0, ref_shape[1] - 1)
-            yi = np.clip(np.rint(pm[..., 1]).astype(np.intp), 0, ref_shape[0] - 1)
             mask = None
-            rej = meta.get("rejected")
-            if isinstance(rej, np.ndarray) and rej.shape == ref_shape:
-                mask = rej[yi, xi]
             weight = float(meta.get("weight", 1.0))
             j = index[i]
             if j is not None and ddata is not None:
+                # where each frame pixel lands in the reference grid (the maps live there)
+                xi = np.clip(np.rint(pm[..., 0]).astype(np.intp), 0, ref_shape[1] - 1)
+                yi = np.clip(np.rint(pm[..., 1]).astype(np.intp), 0, ref_shape[0] - 1)
                 try:
                     low, high = read_frame_map(map_paths[i], ref_shape[1])
                 except (OSError, ValueError) as exc:
@@ -537,7 +534,7 @@ def drizzle(
                     plane = rejected.any(axis=0) if rejected.ndim == 3 else rejected
                     flagged = plane[yi, xi]
                     data = data * np.float32(np.mean(a)) + np.float32(np.mean(b))
-                mask = flagged if mask is None else (mask | flagged)
+                mask = flagged
                 weight = float(ddata["weights"][j])
             try:
                 stack.add(data, pm, weight=weight, mask=mask)

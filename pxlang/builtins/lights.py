@@ -30,7 +30,6 @@ import contextlib
 import hashlib
 import json
 import os
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -168,19 +167,11 @@ def _load_result(path: str | None) -> dict[str, np.ndarray] | None:
 
 
 def _save_result(path: str | None, arrays: dict[str, Any]) -> None:
-    """Write atomically (a temporary name, then rename): an interrupted run leaves no half
-    file under the final name. A cache that cannot be written only costs time."""
-    if path is None:
-        return
-    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
+    """Write atomically: an interrupted run leaves no half file under the final name."""
+    if path is not None:
+        from ..image import io
+
+        io.save_arrays(path, arrays)
 
 
 def _known_stars(

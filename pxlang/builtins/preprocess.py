@@ -345,21 +345,15 @@ def _save_drizzle_data(
     w = integration._weights(fs, weights)
     if w is None:
         w = np.ones(len(fs))
-    path = _result_path(ctx, "integrate", key, ".drizzle.npz")
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez(
-                fh,
-                keys=np.array([fs.content_key(i) for i in range(len(fs))]),
-                scale=scale,
-                offset=offset,
-                weights=np.asarray(w, np.float64),
-            )
-        os.replace(tmp, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
+    from ..image import io
+
+    arrays = {
+        "keys": np.array([fs.content_key(i) for i in range(len(fs))]),
+        "scale": scale,
+        "offset": offset,
+        "weights": np.asarray(w, np.float64),
+    }
+    if not io.save_arrays(_result_path(ctx, "integrate", key, ".drizzle.npz"), arrays):
         return
     master.header["PXREJKEY"] = (key, "drizzle data of this integration")
 

@@ -81,7 +81,14 @@ def _primary_header(path: str) -> tuple[Any, int] | None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             header = fits.Header.fromstring(bytes(cards))
-    except (OSError, ValueError, UnicodeDecodeError):
+            # cards are parsed when read: read the structural ones now, so that a damaged
+            # one sends the file to the full reader (and its precise error)
+            naxis = header.get("NAXIS", 0)
+            for key in ("SIMPLE", "BITPIX", "BZERO", "BSCALE", "BLANK", "GROUPS"):
+                header.get(key)
+            for k in range(1, int(naxis) + 1 if isinstance(naxis, int) and naxis < 1000 else 1):
+                header.get(f"NAXIS{k}")
+    except (OSError, ValueError, UnicodeDecodeError, fits.VerifyError):
         return None
     return header, len(cards)
 

@@ -392,6 +392,18 @@ def _atomic(path: str, overwrite: bool, durable: bool = True) -> Iterator[Binary
             os.close(dfd)
 
 
+def save_arrays(path: str, arrays: dict[str, Any]) -> bool:
+    """Cache arrays as ``.npz`` (plain arrays, no pickles), atomically and without fsync
+    (``_atomic``); False when it cannot be written: a cache that cannot be written only
+    costs time."""
+    try:
+        with _atomic(path, overwrite=True, durable=False) as fh:
+            np.savez(fh, **arrays)
+    except (PxIOError, OSError):
+        return False
+    return True
+
+
 def save(
     image: Any,
     path: str,

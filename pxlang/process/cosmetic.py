@@ -21,7 +21,6 @@ Real hot pixels stand tens of sigmas out.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 
@@ -146,17 +145,10 @@ def _load_masks(path: str | None, shape: tuple[int, ...]) -> tuple[np.ndarray, n
 
 
 def _save_masks(path: str | None, hot: np.ndarray, cold: np.ndarray) -> None:
-    if path is None:
-        return
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(tmp, "wb") as fh:
-            np.savez(fh, hot=np.packbits(hot), cold=np.packbits(cold))
-        os.replace(tmp, path)
-    except OSError:  # a cache that cannot be written only costs time
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
+    if path is not None:
+        from pxlang.image import io
+
+        io.save_arrays(path, {"hot": np.packbits(hot), "cold": np.packbits(cold)})
 
 
 def cosmetic(
