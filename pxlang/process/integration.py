@@ -259,14 +259,7 @@ def integrate(
     bufs = [np.empty((channels, n, rows, w), np.float32) for _ in range(2)]
 
     def fill(k: int, r0: int, r1: int) -> None:
-        band = bufs[k][:, :, : r1 - r0]
-        for i in range(n):
-            dst = band[0, i] if channels == 1 else band[:, i]
-            fs.read_rows_into(i, r0, r1, dst)
-            if local is not None:
-                dst[...] = local[i](dst, r0, r1)
-            if not seen[i]:
-                seen[i] = bool(np.isfinite(dst[..., :: max(1, w // 64)]).any())
+        _read_band(fs, local, r0, r1, bufs[k][:, :, : r1 - r0], seen)
 
     writer = None
     if frame_maps is not None:
@@ -356,6 +349,22 @@ def integrate(
     )
 
 
+def _read_band(
+    fs: FrameSet, local: list | None, r0: int, r1: int, band: np.ndarray, seen: np.ndarray
+) -> None:
+    """Rows r0:r1 of every frame into ``band`` (channels, n, rows, W), through each frame's
+    local normalisation when given; ``seen[i]`` becomes True once frame i shows a finite
+    value (a sample of the row suffices)."""
+    w = band.shape[-1]
+    for i in range(len(fs)):
+        dst = band[0, i] if band.shape[0] == 1 else band[:, i]
+        fs.read_rows_into(i, r0, r1, dst)
+        if local is not None:
+            dst[...] = local[i](dst, r0, r1)
+        if not seen[i]:
+            seen[i] = bool(np.isfinite(dst[..., :: max(1, w // 64)]).any())
+
+
 class FrameMapWriter:
     """Per-frame rejection bits streamed to ``.npy`` files band by band (bands come in row
     order, so each band is appended). A file holds uint8 ``(H, 2 * channels, ceil(W / 8))``:
@@ -388,10 +397,13 @@ class FrameMapWriter:
         self._packed[:, :r, 2 * c] = np.packbits(lm, axis=-1)
         self._packed[:, :r, 2 * c + 1] = np.packbits(hm, axis=-1)
 
-    def write(self, r: int) -> None:
+    def write(self, r: int, packed: np.ndarray | None = None) -> None:
+        """Append the next ``r`` rows: those ``pack`` filled, or ``packed`` (n, r, …) as a
+        cluster task returned them."""
+        bits = self._packed[:, :r] if packed is None else packed
         for i, t in enumerate(self.tmp):
             with open(t, "ab") as fh:
-                fh.write(np.ascontiguousarray(self._packed[i, :r]).tobytes())
+                fh.write(np.ascontiguousarray(bits[i]).tobytes())
 
     def close(self) -> None:
         for t, p in zip(self.tmp, self.paths):
@@ -486,12 +498,7 @@ def _band_task(spec: dict[str, Any], k: int) -> tuple[Any, ...]:
     kernel, local = spec["kernel"], spec["local"]
     band = np.empty((channels, n, r, w), np.float32)
     seen = np.zeros(n, bool)
-    for i in range(n):
-        dst = band[0, i] if channels == 1 else band[:, i]
-        fs.read_rows_into(i, r0, r1, dst)
-        if local is not None:
-            dst[...] = local[i](dst, r0, r1)
-        seen[i] = bool(np.isfinite(dst[..., :: max(1, w // 64)]).any())
+    _read_band(fs, local, r0, r1, band, seen)
     out = np.empty((channels, r, w), np.float32)
     counts = [np.empty((channels, r, w), spec["count_type"]) for _ in range(3)]
     packed = masks = None
@@ -563,6 +570,5 @@ def _integrate_on_cluster(
         out[:, r0:r1], nlow[:, r0:r1], nhigh[:, r0:r1], nvalid[:, r0:r1] = o, lo, hi, va
         seen |= s
         if writer is not None:
-            writer._packed[:, : r1 - r0] = packed
-            writer.write(r1 - r0)
+            writer.write(r1 - r0, packed)
     return seen
