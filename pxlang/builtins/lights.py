@@ -37,7 +37,7 @@ import numpy as np
 
 from ..image.frameset import FrameSet
 from ..image.store import Image
-from ..lang.errors import PxError, PxProcessError
+from ..lang.errors import PxError, PxIOError, PxProcessError
 from ..lang.functions import CallContext
 from .common import as_frames, process_error
 from .registry import builtin, describe
@@ -451,47 +451,18 @@ def measure(
     return _leave_out(ctx, fs, left, "measure", hint="a dark frame labelled Light, or clouds?")
 
 
-def _frame_shapes(fs: FrameSet) -> list[tuple[int, ...]]:
-    """Each frame's image shape from the files' headers (a derived frame has its source
-    frame's size; derived sets change all their frames alike)."""
-    from ..image import io
-
+def _check_sizes(ctx: CallContext, fs: FrameSet, stage_name: str) -> None:
+    """Mixed image sizes are an error naming the odd frames (``FrameSet.shape``, asked of
+    the files the set derives from: derived sets change all their frames alike)."""
     root = fs
     while root.parent is not None:
         root = root.parent
-    out = []
-    for i, f in enumerate(root.frames):
-        if f.data is not None:
-            out.append(tuple(f.data.shape))
-            continue
-        # the header read already (files() filtered on it) says it: no second parse
-        hdr = root.header(i)
-        try:
-            out.append((int(hdr["NAXIS2"]), int(hdr["NAXIS1"])))
-        except (KeyError, TypeError, ValueError):
-            out.append(tuple(io.image_shape(f.path)))
-    return out
-
-
-def _check_sizes(ctx: CallContext, fs: FrameSet, stage_name: str) -> None:
-    """Mixed image sizes are an error naming the odd frames: those not of the most common
-    size (not merely the first frame that differs from the first)."""
-    from collections import Counter
-
-    shapes = _frame_shapes(fs)
-    counts = Counter(s[-2:] for s in shapes)
-    if len(counts) < 2:
-        return
-    usual, k = counts.most_common(1)[0]
-    odd = [i for i, s in enumerate(shapes) if s[-2:] != usual]
-    names = ", ".join(f"'{_short(fs, i)}' is {shapes[i][-1]}x{shapes[i][-2]}" for i in odd[:5])
-    raise PxProcessError(
-        f"{stage_name}(): frames differ in size: {names}{' …' if len(odd) > 5 else ''}, "
-        f"the other {k} of {len(shapes)} frames are {usual[-1]}x{usual[-2]}",
-        span=ctx.span,
-        hint="frames to combine come from one camera and binning; move the odd files out "
-        "or filter them (files(..., XBINNING=1))",
-    )
+    try:
+        root.shape  # noqa: B018
+    except PxIOError as exc:
+        raise PxProcessError(
+            f"{stage_name}(): {exc.message}", span=ctx.span, hint=exc.hint
+        ) from exc
 
 
 def _leave_out(

@@ -23,6 +23,7 @@ import glob
 import hashlib
 import os
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -375,32 +376,39 @@ class FrameSet:
                 else:  # debayering makes colour (or half size): ask a computed frame
                     self._shape = tuple(io.image_shape(self.materialize_frame(0)))
                 return self._shape
-            first = None
-            first_bits = None
+            shapes, bits = [], []
             for i, f in enumerate(self.frames):
                 if f.data is not None:
-                    shape, bits = tuple(f.data.shape), -32
+                    shapes.append(tuple(f.data.shape))
+                    bits.append(-32)
                 else:
-                    shape = tuple(io.image_shape(f.path))
-                    bits = int(self.header(i).get("BITPIX", -32) or -32)
-                if first is None:
-                    first, first_bits = (shape, bits), bits
-                    continue
-                if shape != first[0]:
+                    shapes.append(tuple(io.image_shape(f.path)))
+                    bits.append(int(self.header(i).get("BITPIX", -32) or -32))
+            if len(set(shapes)) > 1:
+                # the odd frames are those not of the most common size (the first frame may
+                # be the odd one)
+                usual, k = Counter(shapes).most_common(1)[0]
+                odd = [i for i, sh in enumerate(shapes) if sh != usual]
+                ref = shapes.index(usual)
+                names = ", ".join(
+                    f"'{self.name(i)}' is {_dims(shapes[i])}{self._binning(i)}" for i in odd[:5]
+                )
+                raise PxIOError(
+                    f"frames differ in size: {names}{' …' if len(odd) > 5 else ''}, the other "
+                    f"{k} of {len(shapes)} frames are {_dims(usual)}{self._binning(ref)} "
+                    f"({self.describe()})",
+                    hint="frames to combine must come from the same camera and binning; move "
+                    "the odd files out or filter them (files(..., XBINNING=1))",
+                )
+            for i, b in enumerate(bits):
+                if b != bits[0]:
                     raise PxIOError(
-                        f"frames differ in size: '{self.name(i)}' is {_dims(shape)}"
-                        f"{self._binning(i)} but '{self.name(0)}' is {_dims(first[0])}"
-                        f"{self._binning(0)} ({self.describe()})",
-                        hint="frames to combine must come from the same camera and binning",
-                    )
-                if bits != first_bits:
-                    raise PxIOError(
-                        f"frames differ in bit depth: '{self.name(i)}' has BITPIX {bits} but "
-                        f"'{self.name(0)}' has BITPIX {first_bits} ({self.describe()})",
+                        f"frames differ in bit depth: '{self.name(i)}' has BITPIX {b} but "
+                        f"'{self.name(0)}' has BITPIX {bits[0]} ({self.describe()})",
                         hint="mixed bit depths usually mean frames from different cameras "
                         "or software; keep them apart",
                     )
-            self._shape = first[0]
+            self._shape = shapes[0]
         return self._shape
 
     def _binning(self, i: int) -> str:
