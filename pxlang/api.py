@@ -147,10 +147,12 @@ def evaluate(
             )
     interp = _interpreter(source, name, base, params, images, options)
     from .run.executor import run_scope
+    from .run.progress import running
 
     # the run's executor: options["scheduler"] (a dask cluster, connected before any work)
-    # or what cluster() switches to; a LocalCluster is shut down when the run ends
-    with run_scope(interp.options):
+    # or what cluster() switches to; a LocalCluster is shut down when the run ends. The
+    # run's options also reach code without a call context (file discovery's progress).
+    with run_scope(interp.options), running(interp.options):
         value = interp.run(tree)
     return value
 

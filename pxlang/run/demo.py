@@ -13,7 +13,6 @@ from pathlib import Path
 def run_demo(folder: str, *, quiet: bool = False, seed: int = 0) -> int:
     from ..api import evaluate, stdlib_dir
     from ..synthetic import make_night
-    from .progress import running
 
     root = Path(folder).resolve()
     raw, out = root / "raw", root / "out"
@@ -30,10 +29,9 @@ def run_demo(folder: str, *, quiet: bool = False, seed: int = 0) -> int:
     ):
         script = stdlib_dir() / f"{name}.px"
         say(f"running {name} …")
-        with running(options):  # file discovery reports progress with the run's options
-            evaluate(
-                script.read_text(encoding="utf-8"), params=params, path=str(script), options=options
-            )
+        evaluate(
+            script.read_text(encoding="utf-8"), params=params, path=str(script), options=options
+        )
     elapsed = time.perf_counter() - t0
     print(f"masters:      {out}  ({', '.join(sorted(p.name for p in out.glob('*.fits')))})")
     print(f"report:       {out / 'report.json'}")
