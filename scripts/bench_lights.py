@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 import numpy as np
 
@@ -159,6 +160,9 @@ def run(n: int, size: int, keep: bool) -> dict[str, float]:
     script = PX_SCRIPT.format(
         root=ROOT, lights=lights + "/", out=out_px, cache=os.path.join(work, "pxcache")
     )
+    from bench_end2end import warm_up  # scripts/ is on the path when run as a script
+
+    warm_up(Path(work))
     wall_px, rss_px, _ = timed([sys.executable, "-c", script], work)
 
     with open(os.path.join(work, "siril.ssf"), "w") as fh:

@@ -110,6 +110,7 @@ _WARM = (
     "pxlang.process.stars",
     "pxlang.process.subframes",
     "pxlang.process.pixel_kernels",
+    "pxlang.process.psf_kernels",
     "pxlang.process.registration",
     "pxlang.process.interpolation",
     "pxlang.process.normalization",

@@ -146,6 +146,10 @@ class NormalizationReference:
     scale: int
     objs: np.ndarray | None
     radii: np.ndarray | None
+    # the stars' aperture fluxes in the reference, and whether every reference pixel is
+    # finite: measured once here, not again for every frame
+    flux: np.ndarray | None = None
+    all_finite: bool = False
 
 
 def prepare_reference(reference: np.ndarray, scale: int = 128) -> NormalizationReference:
@@ -158,7 +162,10 @@ def prepare_reference(reference: np.ndarray, scale: int = 128) -> NormalizationR
     b_ref, rms_ref = _background(ref, scale)
     ref_sub = np.where(np.isfinite(ref), ref - b_ref, 0.0).astype(np.float32)
     objs, radii = _reference_stars(ref_sub)
-    return NormalizationReference(ref, ref_sub, rms_ref, scale, objs, radii)
+    flux = None if objs is None else _aperture_flux(ref_sub, objs, radii)
+    return NormalizationReference(
+        ref, ref_sub, rms_ref, scale, objs, radii, flux, bool(np.isfinite(ref).all())
+    )
 
 
 def _check_scale(scale: int) -> int:
@@ -172,9 +179,11 @@ def _background(data: np.ndarray, scale: int) -> tuple[np.ndarray, float]:
     from .stars import background
 
     finite = np.isfinite(data)
-    mask = None if finite.all() else ~finite
+    if finite.all():  # the usual case: no masked copy
+        back, _, rms = background(data, mesh=scale)
+        return back, rms
     arr = np.where(finite, data, 0.0).astype(np.float32)
-    back, _, rms = background(arr, mesh=scale, mask=mask)
+    back, _, rms = background(arr, mesh=scale, mask=~finite)
     return back, rms
 
 
@@ -195,17 +204,23 @@ def _reference_stars(ref_sub: np.ndarray) -> tuple[np.ndarray | None, np.ndarray
     return objs[inside], r[inside]
 
 
-def _star_scale(ref: NormalizationReference, tgt_sub: np.ndarray) -> tuple[float, int]:
-    """Median flux ratio reference/target of stars found in the reference."""
+def _aperture_flux(sub: np.ndarray, objs: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Aperture sums at the stars, less a local annulus (it removes what the coarse
+    background model leaves around each star)."""
     import sep
 
+    ann = (1.5 * r, 2.5 * r)
+    flux, _, _ = sep.sum_circle(np.ascontiguousarray(sub), objs["x"], objs["y"], r, bkgann=ann)
+    return flux
+
+
+def _star_scale(ref: NormalizationReference, tgt_sub: np.ndarray) -> tuple[float, int]:
+    """Median flux ratio reference/target of stars found in the reference."""
     objs, r = ref.objs, ref.radii
     if objs is None:
         return float("nan"), 0
-    # a local annulus removes what the coarse background model leaves around each star
-    ann = (1.5 * r, 2.5 * r)
-    fr, _, _ = sep.sum_circle(np.ascontiguousarray(ref.sub), objs["x"], objs["y"], r, bkgann=ann)
-    ft, _, _ = sep.sum_circle(np.ascontiguousarray(tgt_sub), objs["x"], objs["y"], r, bkgann=ann)
+    fr = ref.flux if ref.flux is not None else _aperture_flux(ref.sub, objs, r)
+    ft = _aperture_flux(tgt_sub, objs, r)
     ok = (fr > 20 * ref.rms * r) & (ft > 0) & np.isfinite(ft)
     if ok.sum() < 5:
         return float("nan"), int(ok.sum())
@@ -240,7 +255,9 @@ def local_normalization(
     )
     ref_sub = prepared.sub
     b_tgt, _ = _background(tgt, scale)
-    tgt_sub = np.where(np.isfinite(tgt), tgt - b_tgt, 0.0).astype(np.float32)
+    tgt_finite = np.isfinite(tgt)
+    whole = bool(tgt_finite.all()) and prepared.all_finite
+    tgt_sub = tgt - b_tgt if whole else np.where(tgt_finite, tgt - b_tgt, 0.0).astype(np.float32)
     a, used = _star_scale(prepared, tgt_sub)
     if not np.isfinite(a) or a <= 0:
         # no usable stars: ratio of the dispersions of the signal above the background
@@ -249,11 +266,15 @@ def local_normalization(
         sr = median_abs_deviation(ref_sub[np.isfinite(ref)], axis=None)
         st = median_abs_deviation(tgt_sub[np.isfinite(tgt)], axis=None)
         a = float(sr / st) if st > 0 else 1.0
-    both = np.isfinite(ref) & np.isfinite(tgt)
-    diff = np.where(both, ref - np.float32(a) * tgt, 0.0).astype(np.float32)
     from .stars import background
 
-    offset, _, _ = background(diff, mesh=scale, mask=None if both.all() else ~both)
+    if whole:
+        diff = ref - np.float32(a) * tgt
+        offset, _, _ = background(diff, mesh=scale)
+    else:
+        both = np.isfinite(ref) & tgt_finite
+        diff = np.where(both, ref - np.float32(a) * tgt, 0.0).astype(np.float32)
+        offset, _, _ = background(diff, mesh=scale, mask=None if both.all() else ~both)
     step = max(1, scale // 16)
     h, w = offset.shape
     grid = offset[::step, ::step]

@@ -5,7 +5,10 @@
    and the best-supported candidate wins if far more stars agree than chance allows. This is
    astroalign's idea, vectorised and widened: astroalign 2.6 (nearest-neighbour asterisms of
    50 stars, no mirror) failed here on frames overlapping by a quarter with 30 % of the stars
-   missing, taking up to 17 s to give up.
+   missing, taking up to 17 s to give up. Cheaper matches come first, for a night's frames:
+   a vote on star-to-star offsets (a dither); when that shift explains too few stars, it (or
+   the vote repeated on the frame turned by ±1–3°) refined by iterated nearest-neighbour
+   pairing (a small field rotation, ~2 ms instead of ~45).
 2. Refinement: every star of the frame is mapped by the initial transform, paired with its
    nearest reference star, and the chosen model is fitted by least squares on all pairs, with
    outlier clipping, a few rounds.
@@ -427,6 +430,73 @@ def _translation_match(
     return best
 
 
+_ICP_STARS = 300  # brightest stars paired by _icp_similarity
+
+
+def _icp_similarity(
+    frm: np.ndarray, ref: np.ndarray, m: np.ndarray, need: int
+) -> tuple[int, np.ndarray, bool] | None:
+    """Refine a rough proper similarity ``m`` (e.g. a shift that matches only near the centre
+    of a small field rotation) by alternating nearest-neighbour pairing and a least-squares
+    fit, with a tolerance shrinking to ``_MATCH_TOL``. ``(inliers, matrix, False)``, or None
+    when the pairs dwindle below ``need``. ~1 ms for a few hundred stars."""
+    from scipy.spatial import cKDTree
+
+    prev = None
+    # a few hundred stars pin a similarity down: pairing more only costs time (the
+    # acceptance below still counts every star)
+    f, r = frm[:_ICP_STARS], ref[:_ICP_STARS]
+    # generous first: a shift off by 1° still pairs stars 450 px from where it fits, and the
+    # first fit on them already gets the rotation nearly right
+    for tol in (8.0, 4.0, 2.5, _MATCH_TOL, _MATCH_TOL, _MATCH_TOL, _MATCH_TOL):
+        fi, rj = _pairs(m, f, r, tol)
+        if len(fi) < max(need, 3):
+            return None
+        m = fit_similarity(f[fi], r[rj], allow_mirror=False)
+        if tol == _MATCH_TOL:
+            if prev is not None and np.array_equal(prev, fi):
+                break  # the inlier set has settled
+            prev = fi
+    return _count_inliers(m, frm, cKDTree(ref), _MATCH_TOL), m, False
+
+
+# Field rotations (degrees) at which the shift vote is repeated: a step of 1° leaves at most
+# 0.5° to the refinement, where the vote still finds a few dozen stars agreeing.
+_SMALL_ROTATIONS = (1.0, -1.0, 2.0, -2.0, 3.0, -3.0)
+
+
+def _small_rotation_match(
+    frm: np.ndarray,
+    ref: np.ndarray,
+    control: int,
+    need: int,
+    enough: float,
+    shift: tuple[int, np.ndarray, bool] | None,
+) -> tuple[int, np.ndarray, bool] | None:
+    """A frame rotated by up to ~3° (field rotation, or a rotated reference): the shift vote
+    still finds where the frames agree (near the centre of rotation) and ``_icp_similarity``
+    grows that into the full similarity. From ~1° at 1024² the vote at 0° finds too few
+    stars (2°: none), so it is repeated on the frame turned by ±1°, ±2°, ±3°.
+    Returns the first refined candidate with at least ``enough`` inliers, or None (~1–3 ms
+    when nothing fits: the frame then goes to the triangles)."""
+    if shift is not None and shift[0] >= need:
+        found = _icp_similarity(frm, ref, shift[1], need)
+        if found is not None and found[0] >= enough:
+            return found
+    c = frm.mean(0)
+    for deg in _SMALL_ROTATIONS:
+        t = np.radians(deg)
+        rot = np.array([[np.cos(t), -np.sin(t), 0.0], [np.sin(t), np.cos(t), 0.0], [0, 0, 1.0]])
+        rot[:2, 2] = c - rot[:2, :2] @ c  # about the stars' centroid
+        got = _translation_match(_apply_matrix(rot, frm), ref, control)
+        if got is None or got[0] < need:
+            continue
+        found = _icp_similarity(frm, ref, got[1] @ rot, need)
+        if found is not None and found[0] >= enough:
+            return found
+    return None
+
+
 def _initial(
     frm: np.ndarray, ref: np.ndarray, control: int, min_matches: int = 6
 ) -> tuple[np.ndarray, bool]:
@@ -437,11 +507,17 @@ def _initial(
     chance = len(frm) * len(ref) / area * np.pi * _MATCH_TOL**2
     # well above the chance count (Poisson mean + 5 sigma + 3), never below min_matches
     need = max(min_matches, int(np.ceil(chance + 5.0 * np.sqrt(chance) + 3.0)))
+    enough = max(need, 0.5 * min(len(frm), len(ref)))
     best = _translation_match(frm, ref, control)
     # a shift must explain most stars: a slightly rotated frame matches only near the
-    # centre of rotation, and the triangles give it a better start
-    if best is not None and best[0] >= max(need, 0.5 * min(len(frm), len(ref))):
+    # centre of rotation...
+    if best is not None and best[0] >= enough:
         return best[1], best[2]
+    # ...and is refined from there (a few ms), which spares the triangles (~50 ms) every
+    # frame of a night whose reference is slightly rotated; same acceptance as a shift
+    found = _small_rotation_match(frm, ref, control, need, enough, best)
+    if found is not None:
+        return found[1], found[2]
     for n, nb in ((control, None), (400, 8), (400, 12)):
         found = _triangle_match(frm, ref, n, nb)
         if found is not None and (best is None or found[0] > best[0]):

@@ -45,6 +45,7 @@ PROPERTIES = (
 )
 
 NOISE_SAMPLE = 1 << 18  # values the noise estimate clips (see noise_mrs)
+CENTROIDS = 500  # stars given windowed centroids (of those the PSF fit does not place)
 MIN_FITTED = 3  # fewer fitted stars than this: FWHM and Eccentricity are unknown (NaN)
 _B3 = np.array([1, 4, 6, 4, 1], np.float32) / 16.0
 _B3_LAYER1 = 0.8907  # σ of the first starlet layer of unit white noise
@@ -160,7 +161,11 @@ def measure_frame_stars(
     if finite.size == 0:
         raise ValueError("frame has no finite pixels")
     if stars is None:
-        table = find_stars(arr, threshold=threshold, model=model, max_fit=max_fit)
+        # windowed centroids for the brightest 500 unfitted stars: registration refines its
+        # transform on the brightest 300 and only matches the fainter ones (1.5 px)
+        table = find_stars(
+            arr, threshold=threshold, model=model, max_fit=max_fit, centroids=CENTROIDS
+        )
     else:
         table = stars
     ok = table.fitted

@@ -25,6 +25,7 @@ import contextlib
 import contextvars
 import io
 import os
+import sys
 import threading
 import uuid
 import weakref
@@ -91,7 +92,16 @@ _TASK: dict[str, Callable[[int], Any]] = {}
 
 def _run_task(i: int) -> Any:
     # runs in a forked child: the function was put here by the parent before forking
+    _one_thread()
     return _TASK["fn"](i)
+
+
+def _one_thread() -> None:
+    """One numba thread in a forked worker: the workers already fill the cores, and a
+    parallel kernel's own threads on top of them only contend (resampling, cosmetic)."""
+    numba = sys.modules.get("numba")
+    if numba is not None and numba.get_num_threads() != 1:
+        numba.set_num_threads(1)
 
 
 class LocalExecutor(Executor):

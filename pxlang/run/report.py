@@ -465,6 +465,40 @@ def master_png(name: str, image: Any) -> bytes:
     return encode_png(preview_samples(image), text, level=1)
 
 
+def _draw_all(draws: list[Any], advance: Any) -> list[bytes]:
+    """Every drawing's PNG bytes, on both cores (matplotlib holds the GIL: processes, not
+    threads). The subframe plots (``subframes_png``) go to one process together: each process
+    that draws one first imports matplotlib (~0.6 s), while the previews are plain numpy."""
+    if len(draws) <= 1:
+        images = [draw() for draw in draws]
+        advance(len(draws))
+        return images
+    from .executor import LocalExecutor
+
+    plots = [i for i, d in enumerate(draws) if getattr(d, "uses_matplotlib", False)]
+    rest = [i for i in range(len(draws)) if i not in plots]
+    batches = [b for b in (plots, rest) if b]
+    if len(batches) == 1:
+        batches = [batches[0][::2], batches[0][1::2]]
+
+    def run(k: int) -> list[bytes]:
+        return [draws[i]() for i in batches[k]]
+
+    out: list[Any] = [None] * len(draws)
+    for batch, images in zip(
+        batches, LocalExecutor().map(run, len(batches), lambda n=1: None), strict=True
+    ):
+        for i, png in zip(batch, images, strict=True):
+            out[i] = png
+        advance(len(batch))
+    return out
+
+
+def _matplotlib_job(draw: Any) -> Any:
+    draw.uses_matplotlib = True
+    return draw
+
+
 # ----------------------------------------------------------------------------------------
 # the report
 
@@ -570,7 +604,11 @@ def write_report(
             (
                 path,
                 key,
-                lambda f=filt, g=group: subframes_png(f, g, reference=reference, approve=approve),
+                _matplotlib_job(
+                    lambda f=filt, g=group: subframes_png(
+                        f, g, reference=reference, approve=approve
+                    )
+                ),
             )
         )
         subframe_plots[filt] = path.relative_to(out).as_posix()
@@ -592,15 +630,7 @@ def write_report(
     ]
     drawn = []
     with stage(options, "report", len(todo)) as advance:
-        if len(todo) > 1:
-            # drawn on both cores (matplotlib holds the GIL: processes, not threads),
-            # written here
-            from .executor import LocalExecutor
-
-            images = LocalExecutor().map(lambda i: todo[i][1](), len(todo), advance)
-        else:
-            images = [draw() for _, draw in todo]
-            advance(len(todo))
+        images = _draw_all([draw for _, draw in todo], advance)
         for (path, _), png in zip(todo, images):
             _write_atomic(path, png)
             drawn.append(str(path))

@@ -5,6 +5,7 @@ import pickle
 import numpy as np
 import pytest
 
+from pxlang.process import registration as rg
 from pxlang.process.interpolation import lanczos3_reference, warp
 from pxlang.process.registration import (
     RegistrationError,
@@ -223,3 +224,99 @@ def test_shift_vote_finds_dithers_and_declines_rotations(sky):
     img, _, _ = s.frame(about_centre(np.radians(30), dx=10), drop=0.3)
     found = _translation_match(find_stars(img).xy(), ref_tab.xy(), 40)
     assert found is None or found[0] < 0.2 * len(ref_tab)
+
+
+# Star lists without images (fast): ~800 stars over 1024², 0.05 px centroid noise, 10–30 % of
+# the stars missing independently in each list, brightest first.
+W = 1024
+WC = W / 2 - 0.5
+
+
+def _similarity(deg, scale=1.0, dx=0.0, dy=0.0, mirror=False):
+    """Catalogue → view: about the field centre, then shifted."""
+    t = np.radians(deg)
+    c, s = np.cos(t) * scale, np.sin(t) * scale
+    r = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
+    if mirror:
+        r = r @ np.diag([-1.0, 1.0, 1.0])
+    a = np.array([[1, 0, WC + dx], [0, 1, WC + dy], [0, 0, 1.0]])
+    b = np.array([[1, 0, -WC], [0, 1, -WC], [0, 0, 1.0]])
+    return a @ r @ b
+
+
+def _star_list(rng, cat, flux, m):
+    """The catalogue seen through ``m``: noisy positions (brightest first) and true ones."""
+    p = rg._apply_matrix(m, cat)
+    keep = np.all((p >= 0) & (p < W), axis=1) & (rng.random(len(p)) >= rng.uniform(0.1, 0.3))
+    idx = np.nonzero(keep)[0]
+    idx = idx[np.argsort(-flux[idx] * (1 + 0.1 * rng.normal(size=len(idx))))]
+    return p[idx] + rng.normal(0, 0.05, (len(idx), 2)), p[idx]
+
+
+def _night_pair(seed, deg, ref_deg=0.0, **kw):
+    """(reference list, frame list, true frame positions, true frame → reference matrix)."""
+    rng = np.random.default_rng(seed)
+    pad = 300  # the catalogue overfills the field so rotated views stay full
+    n = int(1000 * (W + 2 * pad) ** 2 / W**2)
+    cat = rng.uniform(-pad, W + pad, (n, 2))
+    flux = 10 ** rng.uniform(-0.5, 1.0, n)
+    m_ref = _similarity(ref_deg)
+    m_frm = _similarity(ref_deg + deg, dx=rng.uniform(-10, 10), dy=rng.uniform(-10, 10), **kw)
+    ref, _ = _star_list(rng, cat, flux, m_ref)
+    frm, frm_true = _star_list(rng, cat, flux, m_frm)
+    return ref, frm, frm_true, m_ref @ np.linalg.inv(m_frm)
+
+
+def _truth_rms(tr, frm_true, truth):
+    err = tr.forward(frm_true) - rg._apply_matrix(truth, frm_true)
+    return float(np.sqrt(np.mean(np.sum(err**2, axis=1))))
+
+
+@pytest.mark.parametrize("deg", [0.3, -0.5, 1.0, -2.0, 2.0])
+def test_small_rotations_skip_the_triangles(monkeypatch, deg):
+    # a night whose reference is itself slightly rotated: the shift vote finds the stars near
+    # the centre of rotation, and the refinement from there has to do the rest
+    ref, frm, frm_true, truth = _night_pair(int(abs(deg) * 10) + (deg < 0), deg, ref_deg=0.4)
+    assert 600 <= min(len(ref), len(frm)) and max(len(ref), len(frm)) <= 950
+    shift = _translation_match(frm, ref, 40)
+    assert shift is None or shift[0] < 0.5 * len(ref)  # a shift alone won't do
+
+    def no_triangles(*args, **kwargs):
+        raise AssertionError("the triangle vote ran")
+
+    monkeypatch.setattr(rg, "_triangle_match", no_triangles)
+    for max_stars in (300, 1000):
+        tr = solve(ref, frm, max_stars=max_stars)
+        assert _truth_rms(tr, frm_true, truth) <= 0.05, (deg, max_stars)
+        assert tr.matched > 0.5 * min(len(ref), len(frm), max_stars) and not tr.mirrored
+
+
+def test_small_rotation_result_is_the_triangles_result(monkeypatch):
+    # the final refinement starts from either match and converges on the same pairs
+    ref, frm, _, _ = _night_pair(5, 0.5)
+    fast = solve(ref, frm, model="affine")
+    monkeypatch.setattr(rg, "_small_rotation_match", lambda *args: None)
+    slow = solve(ref, frm, model="affine")
+    assert np.allclose(fast.matrix, slow.matrix, rtol=0, atol=1e-9)
+    assert (fast.matched, fast.rms) == (slow.matched, pytest.approx(slow.rms, abs=1e-12))
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [dict(deg=20.0), dict(deg=180.0), dict(deg=35.0, mirror=True), dict(deg=0.0, scale=1.1)],
+    ids=["20°", "meridian flip", "mirror", "10 % scale"],
+)
+def test_large_transforms_still_go_to_the_triangles(monkeypatch, kw):
+    ref, frm, frm_true, truth = _night_pair(7, **kw)
+    calls = []
+    triangles = rg._triangle_match
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return triangles(*args, **kwargs)
+
+    monkeypatch.setattr(rg, "_triangle_match", spy)
+    tr = solve(ref, frm)
+    assert calls
+    assert _truth_rms(tr, frm_true, truth) <= 0.05
+    assert tr.mirrored == kw.get("mirror", False)
