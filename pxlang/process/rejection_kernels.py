@@ -469,7 +469,13 @@ def _band_kernel(
     nb = (W + BW - 1) // BW
     tasks = R * nb
     nthreads = max(1, min(nthreads, tasks))
-    use_payload = weighted or payload_index
+    # A weighted average over a kept *range* of values (methods that reject by value:
+    # none, percentile, sigma, averaged sigma, winsorized) needs no weights carried through
+    # the sort (which doubles its cost): every value in the range is kept, so a second pass
+    # over the frames in their order sums w * x of the values inside it. Minmax, ESD (by
+    # rank) and linear fit (a set) keep the payload.
+    range_weights = weighted and not payload_index and combine == 0 and method in (0, 2, 3, 4, 5)
+    use_payload = (weighted and not range_weights) or payload_index
     for t in prange(nthreads):
         # buffers once per thread: sorted values, payload (weights or frame index),
         # prefix sums of shifted values, per-pixel scratch
@@ -486,6 +492,10 @@ def _band_kernel(
         # masks without a payload: each column's kept range, as shifted values
         cut_lo = np.empty(BW, np.float32)
         cut_hi = np.empty(BW, np.float32)
+        # range weights: the columns whose weighted sums come from the second pass
+        pending = np.zeros(BW, np.bool_)
+        ws = np.empty(BW, np.float64)
+        ww = np.empty(BW, np.float64)
         for task in range((tasks * t) // nthreads, (tasks * (t + 1)) // nthreads):
             r = task // nb
             c0 = (task % nb) * BW
@@ -562,6 +572,13 @@ def _band_kernel(
                     for j in range(n):
                         wcol[j] = weights[int(pay[j, c])]
                     wc = wcol
+                pending[c] = range_weights and lo >= 0 and hi > lo
+                if pending[c]:
+                    cut_lo[c] = v[lo]
+                    cut_hi[c] = v[hi - 1]
+                    nlow[r, cc] = kl
+                    nhigh[r, cc] = kh
+                    continue
                 val = _combine(v, wc, n, lo, hi, keep, combine, weighted, shift, p1)
                 if not np.isfinite(val):
                     # everything rejected: fall back to the median of all valid values
@@ -586,6 +603,29 @@ def _band_kernel(
                             rej = not keep[j]
                             low_mask[fi, r, cc] = rej and j < n // 2
                             high_mask[fi, r, cc] = rej and j >= n // 2
+            if range_weights:
+                for c in range(bw):
+                    ws[c] = 0.0
+                    ww[c] = 0.0
+                for i in range(N):
+                    a = scale[i]
+                    b = offset[i]
+                    wi = np.float64(weights[i])
+                    src = band[i, r]
+                    for c in range(bw):
+                        # the same float32 operations as above: a value compares with itself
+                        xs = (src[c0 + c] * a + b) - np.float32(sh[c])
+                        if pending[c] and xs >= cut_lo[c] and xs <= cut_hi[c]:
+                            ws[c] += wi * xs
+                            ww[c] += wi
+                for c in range(bw):
+                    if pending[c]:
+                        cc = c0 + c
+                        if ww[c] > 0.0:
+                            out[r, cc] = ws[c] / ww[c] + sh[c]
+                        else:  # zero weights: the median of all valid values
+                            out[r, cc] = _median(buf[:, c], 0, cnt[c]) + sh[c]
+                        pending[c] = False
             if want_masks and not payload_index:
                 # frame by frame against the kept ranges: contiguous writes, and no payload
                 # carried through the sort (which doubles its cost); the same float32
