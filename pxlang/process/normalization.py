@@ -52,30 +52,33 @@ class NormalizationModel:
         coords = [np.asarray(y, np.float64) / self.step, np.asarray(x, np.float64) / self.step]
         return map_coordinates(self.grid, coords, order=1, mode="nearest").astype(np.float32)
 
-    def _grid_columns(self) -> np.ndarray:
-        """The grid interpolated along x to every column, (ny, W) float32: small, and it
-        leaves one row interpolation per band (integration asks for every band of every
-        frame; interpolating both ways each time cost more than reading the band)."""
-        cols = self.__dict__.get("_cols")
-        if cols is None:
+    def _grid_columns(self, g0: int, g1: int) -> np.ndarray:
+        """Grid rows ``g0:g1`` interpolated along x to every column, float32: a band needs a
+        few grid rows (integration asks for every band of every frame; keeping the whole
+        (ny, W) array per frame instead cost ~2 MB a 2048² frame for the run's length)."""
+        xs = self.__dict__.get("_xs")
+        if xs is None:  # the column indices and weights: W values, kept
             gx = np.arange(self.shape[1], dtype=np.float64) / self.step
             nx = self.grid.shape[1]
             x0 = np.clip(np.floor(gx).astype(int), 0, nx - 1)
             x1 = np.clip(x0 + 1, 0, nx - 1)
             fx = np.clip(gx - x0, 0.0, 1.0)[None, :]
-            g = np.asarray(self.grid, np.float64)
-            cols = (g[:, x0] * (1 - fx) + g[:, x1] * fx).astype(np.float32)
-            self.__dict__["_cols"] = cols
-        return cols
+            xs = self.__dict__["_xs"] = (x0, x1, fx)
+        x0, x1, fx = xs
+        g = np.asarray(self.grid[g0:g1], np.float64)
+        return (g[:, x0] * (1 - fx) + g[:, x1] * fx).astype(np.float32)
 
     def offset_rows(self, r0: int, r1: int) -> np.ndarray:
         """Offset over rows ``r0:r1`` (all columns): separable bilinear interpolation."""
-        cols = self._grid_columns()
-        ny = cols.shape[0]
+        ny = self.grid.shape[0]
         gy = np.arange(r0, r1, dtype=np.float64) / self.step
         y0 = np.clip(np.floor(gy).astype(int), 0, ny - 1)
         y1 = np.clip(y0 + 1, 0, ny - 1)
         fy = np.clip(gy - y0, 0.0, 1.0).astype(np.float32)[:, None]
+        g0 = int(y0.min()) if y0.size else 0
+        cols = self._grid_columns(g0, int(y1.max()) + 1 if y1.size else g0)
+        y0 -= g0
+        y1 -= g0
         out = cols[y1] - cols[y0]
         out *= fy
         out += cols[y0]
