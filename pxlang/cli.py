@@ -101,24 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _big_blocks_to_the_system() -> None:
-    """glibc serves an allocation from its heap once a block of that size has been freed
-    (its mmap threshold follows the largest freed block, up to 32 MB): whole frames then
-    stay in the heap after use and the process keeps growing stage after stage. A fixed
-    threshold of 8 MB maps every frame-sized array on its own and gives it back when freed
-    (peak RSS of the 2048² night: 710 → 563 MB, same time). Other C libraries: unchanged."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(-3, 8 << 20)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    _big_blocks_to_the_system()
+    from .api import big_blocks_to_the_system
+
+    big_blocks_to_the_system()
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:

@@ -449,7 +449,11 @@ def measure(
             left.append((i, "no stars found"))
         elif not np.isfinite(row.get("FWHMPixels", np.nan)):  # hot pixels, cosmic rays
             left.append((i, f"no stars found ({int(row['Stars'])} sources, none star-like)"))
-    return _leave_out(ctx, fs, left, "measure", hint="a dark frame labelled Light, or clouds?")
+    # every frame is in the cache now: what follows reads those files, and the
+    # calibration behind them (its masters) need not stay in memory for the rest of the run
+    return _leave_out(
+        ctx, fs.detached(), left, "measure", hint="a dark frame labelled Light, or clouds?"
+    )
 
 
 def _check_sizes(ctx: CallContext, fs: FrameSet, stage_name: str) -> None:

@@ -218,6 +218,10 @@ class FrameSet:
         # files found but left out because they cannot be read: (path, reason); carried
         # along to derived sets and subsets so that the report can count them
         self.skipped: list[tuple[str, str]] = list(parent.skipped) if parent is not None else []
+        # a detached set (``detached()``) keeps the names and identities of the frames it
+        # was made from: messages, reports and cache keys do not change
+        self._names: list[str] | None = None
+        self._identities: list[str] | None = None
 
     # -- construction
 
@@ -307,6 +311,8 @@ class FrameSet:
 
     def name(self, i: int) -> str:
         """The file name of frame i, for messages (the parent's for derived frames)."""
+        if self._names is not None:
+            return self._names[i]
         if self.parent is not None:
             return self.parent.name(i)
         f = self.frames[i]
@@ -332,6 +338,9 @@ class FrameSet:
             frame_keys=None if self.frame_keys is None else [self.frame_keys[i] for i in indices],
         )
         out.skipped = list(self.skipped)
+        if self._names is not None and self._identities is not None:
+            out._names = [self._names[i] for i in indices]
+            out._identities = [self._identities[i] for i in indices]
         if self.op is not None:
             # re-index the operation onto the subset
             op = self.op
@@ -477,6 +486,8 @@ class FrameSet:
         return os.path.join(self.cache_dir, f"{stem}_{digest}.fits")
 
     def _frame_identity(self, i: int) -> str:
+        if self._identities is not None:
+            return self._identities[i]
         f = self.frames[i]
         if self.parent is not None:
             return self._cached_path(i) or ""
@@ -505,6 +516,27 @@ class FrameSet:
             img = self.read(i)
             io.save(img, path, header=img.header, durable=False)
         return path
+
+    def detached(self) -> FrameSet:
+        """This set read from its cached files, without the operations behind it: a derived
+        set holds its parents and their operations' closures, and with them the masters they
+        calibrate with (a few full frames per filter for the rest of a run). Names, headers,
+        meta and content keys stay those of this set. Returned unchanged when it is not
+        derived or a frame has not been written to the cache yet."""
+        if self.parent is None:
+            return self
+        paths = [self._cached_path(i) for i in range(len(self))]
+        if any(p is None or not os.path.exists(p) for p in paths):
+            return self
+        frames = []
+        for i, path in enumerate(paths):
+            self._ensure_header(i)
+            frames.append(Frame(path, self.frames[i]._header, None, self.frames[i].meta))
+        out = FrameSet(frames, source=self.source, op_name=self.op_name, cache_dir=self._cache_dir)
+        out.skipped = list(self.skipped)
+        out._names = [self.name(i) for i in range(len(self))]
+        out._identities = [self._frame_identity(i) for i in range(len(self))]
+        return out
 
     def materialize(self, output: str | None = None) -> FrameSet:
         """Evaluate every derived frame; return a plain set over the files written.
