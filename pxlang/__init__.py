@@ -20,7 +20,20 @@ from .lang.errors import (
 )
 
 __all__ = [
-    "__version__", "pixelmath", "evaluate", "run_file", "check", "load", "save", "Image",
-    "PxError", "PxSyntaxError", "PxCheckError", "PxNameError", "PxTypeError", "PxRuntimeError",
-    "PxIOError", "PxProcessError",
+    "__version__",
+    "pixelmath",
+    "evaluate",
+    "run_file",
+    "check",
+    "load",
+    "save",
+    "Image",
+    "PxError",
+    "PxSyntaxError",
+    "PxCheckError",
+    "PxNameError",
+    "PxTypeError",
+    "PxRuntimeError",
+    "PxIOError",
+    "PxProcessError",
 ]

@@ -165,5 +165,5 @@ def test_combine_three_forms():
 
 def test_pixelmath_strings_in_a_script_with_functions_and_imports():
     ha = np.full((2, 3), 0.25, np.float32)
-    out = run("import palettes\ndef f(a) = a\npixelmath(\"Ha*2\")", Ha=ha)
+    out = run('import palettes\ndef f(a) = a\npixelmath("Ha*2")', Ha=ha)
     np.testing.assert_allclose(np.asarray(out), 0.5)

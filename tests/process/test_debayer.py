@@ -79,6 +79,7 @@ def test_bad_input_and_raw_without_rawpy(monkeypatch):
 def _write_dng(path, mosaic, black=64, white=4095):
     """A minimal DNG (the tags LibRaw needs): a RGGB mosaic of uint16, black and white level."""
     import tifffile
+
     extratags = [
         (50706, "B", 4, (1, 4, 0, 0), True),  # DNGVersion
         (50707, "B", 4, (1, 1, 0, 0), True),  # DNGBackwardVersion
