@@ -4,6 +4,7 @@ This is the one place that joins the language (``lang/``) to what names mean (``
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Mapping
@@ -104,6 +105,7 @@ def check(
     )
 
 
+@functools.cache
 def big_blocks_to_the_system() -> None:
     """glibc serves an allocation from its heap once a block of that size has been freed
     (its mmap threshold follows the largest freed block, up to 32 MB): whole frames then
