@@ -470,3 +470,13 @@ def test_left_out_frames_counted_apart_from_unreadable_files(tmp_path):
     doc = json.loads((tmp_path / "report.json").read_text())
     assert doc["counts"]["unreadable"] == 1
     assert doc["counts"]["left_out"] == 3
+
+
+@pytest.mark.parametrize("n_plots, n_previews", [(0, 2), (2, 0), (1, 1), (2, 7), (4, 4), (5, 0)])
+def test_drawings_split_between_two_processes_come_back_in_order(n_plots, n_previews):
+    draws = [rep._matplotlib_job(lambda k=k: f"plot {k}".encode()) for k in range(n_plots)]
+    draws += [lambda k=k: f"preview {k}".encode() for k in range(n_previews)]
+    ticks = []
+    got = rep._draw_all(draws, lambda n=1: ticks.append(n))
+    assert got == [d() for d in draws]
+    assert sum(ticks) == len(draws)
