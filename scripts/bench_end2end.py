@@ -267,21 +267,23 @@ def run(size: int, lights: int, filters: tuple[str, ...], keep: bool, seed: int)
             shutil.rmtree(work, ignore_errors=True)
 
 
-def warm_up(work: Path) -> None:
-    """``pxlang demo`` once before the timed run: the first run after an install compiles the
-    numba kernels into their on-disk cache (~20 s here), every later run loads them. The
-    comparison is of runs as a user has them after that first one; the compile time is
-    printed apart."""
-    cmd = [
+def pxlang_cmd(*args: str) -> list[str]:
+    """``pxlang ARGS`` run with this interpreter, pxlang imported from SRC (--src)."""
+    return [
         sys.executable,
         "-c",
         f"import sys; sys.path.insert(0, {str(SRC)!r}); from pxlang.cli import main; "
         "sys.exit(main(sys.argv[1:]))",
-        "demo",
-        "--quiet",
-        str(work / "warm-up"),
+        *args,
     ]
-    wall, _, _, _ = timed(cmd, work)
+
+
+def warm_up(work: Path) -> None:
+    """``pxlang demo`` once before the timed run: the first run after an install compiles the
+    numba kernels into their on-disk cache (~25 s here), every later run loads them. The
+    comparison is of runs as a user has them after that first one; the compile time is
+    printed apart."""
+    wall, _, _, _ = timed(pxlang_cmd("demo", "--quiet", str(work / "warm-up")), work)
     shutil.rmtree(work / "warm-up", ignore_errors=True)
     print(f"warm-up: pxlang demo {wall:.1f} s (includes numba compiling on a first run)")
 
@@ -313,11 +315,7 @@ def _run_in(work: Path, size: int, lights: int, filters: tuple[str, ...], seed: 
 
     # pxlang first: Siril works in its own folder of links, never inside the night
     out_px = work / "out_px"
-    cmd = [
-        sys.executable,
-        "-c",
-        f"import sys; sys.path.insert(0, {str(SRC)!r}); from pxlang.cli import main; "
-        "sys.exit(main(sys.argv[1:]))",
+    cmd = pxlang_cmd(
         "run",
         "--quiet",
         "--cache",
@@ -325,7 +323,7 @@ def _run_in(work: Path, size: int, lights: int, filters: tuple[str, ...], seed: 
         "preprocess",
         f"input={night}",
         f"output={out_px}",
-    ]
+    )
     warm_up(work)
     wall_px, rss_px, pss_px, _ = timed(cmd, work)
     print(f"pxlang: {wall_px:.1f} s, peak RSS {rss_px:.0f} MB, tree PSS {pss_px:.0f} MB")

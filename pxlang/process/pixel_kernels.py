@@ -85,8 +85,8 @@ def neighbour_stats(x, step):  # pragma: no cover - compiled
 def atrous_b3(x, axis, step):  # pragma: no cover - compiled
     """One à trous B3-spline pass (1, 4, 6, 4, 1)/16 along ``axis`` (0 or 1) of a 2-D float64
     array with holes of ``step``, edges mirrored with the edge sample repeated (numpy's
-    ``symmetric`` padding): ``superbias._smooth_axis`` without its padded copy and five
-    temporaries, summed in the same order (the same values to the last bit)."""
+    ``symmetric`` padding), summed in the order of a padded copy and five shifted sums (the
+    oracle in tests/process/test_superbias.py): the same values to the last bit."""
     h, w = x.shape
     out = np.empty((h, w), np.float64)
     n = h if axis == 0 else w

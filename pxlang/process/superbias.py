@@ -18,32 +18,17 @@ from __future__ import annotations
 
 import numpy as np
 
-_B3 = np.array([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
-
 
 def _smooth_axis(x: np.ndarray, axis: int, step: int) -> np.ndarray:
-    """One a trous B3-spline pass along ``axis`` with holes of ``step`` (mirrored edges)."""
-    n = x.shape[axis]
-    pad = 2 * step
-    if pad >= n:  # mirror padding needs pad < n: clamp the scale to the image
-        pad = n - 1
-        step = max(1, pad // 2)
-        pad = 2 * step
-    if x.ndim == 2 and x.dtype == np.float64:
-        from .pixel_kernels import atrous_b3
+    """One a trous B3-spline pass along ``axis`` (-1 or -2) of a 2-D float64 array with
+    holes of ``step`` (edges mirrored, the edge sample repeated): a numba kernel, ~5x faster
+    than padding and summing five shifted copies (2 s of a 2048² superbias)."""
+    from .pixel_kernels import atrous_b3
 
-        # the same sums without the padded copy (~5x faster: 2 s of a 2048² superbias)
-        return atrous_b3(np.ascontiguousarray(x), axis % 2, step)
-    widths = [(0, 0)] * x.ndim
-    widths[axis] = (pad, pad)
-    xp = np.pad(x, widths, mode="symmetric")
-    out = np.zeros_like(x)
-    for k, h in zip(range(-2, 3), _B3):
-        start = pad + k * step
-        sl = [slice(None)] * x.ndim
-        sl[axis] = slice(start, start + n)
-        out += h * xp[tuple(sl)]
-    return out
+    n = x.shape[axis]
+    if 2 * step >= n:  # mirroring needs 2 * step < n: clamp the scale to the image
+        step = max(1, (n - 1) // 2)
+    return atrous_b3(np.ascontiguousarray(x, dtype=np.float64), axis % 2, step)
 
 
 def large_scale(image: np.ndarray, layers: int) -> np.ndarray:

@@ -41,13 +41,14 @@ class Sky:
         return img.astype(np.float32), np.c_[x, y], keep
 
 
-def about_centre(theta, scale=1.0, dx=0.0, dy=0.0, mirror=False):
+def about_centre(theta, scale=1.0, dx=0.0, dy=0.0, mirror=False, centre=C):
+    """Rotation (radians), scale and mirror about ``centre`` (both axes), then a shift."""
     c, s = np.cos(theta) * scale, np.sin(theta) * scale
     r = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
     if mirror:
         r = r @ np.diag([-1.0, 1.0, 1.0])
-    t = np.array([[1, 0, C + dx], [0, 1, C + dy], [0, 0, 1.0]])
-    ti = np.array([[1, 0, -C], [0, 1, -C], [0, 0, 1.0]])
+    t = np.array([[1, 0, centre + dx], [0, 1, centre + dy], [0, 0, 1.0]])
+    ti = np.array([[1, 0, -centre], [0, 1, -centre], [0, 0, 1.0]])
     return t @ r @ ti
 
 
@@ -232,16 +233,9 @@ W = 1024
 WC = W / 2 - 0.5
 
 
-def _similarity(deg, scale=1.0, dx=0.0, dy=0.0, mirror=False):
+def _similarity(deg, **kw):
     """Catalogue → view: about the field centre, then shifted."""
-    t = np.radians(deg)
-    c, s = np.cos(t) * scale, np.sin(t) * scale
-    r = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
-    if mirror:
-        r = r @ np.diag([-1.0, 1.0, 1.0])
-    a = np.array([[1, 0, WC + dx], [0, 1, WC + dy], [0, 0, 1.0]])
-    b = np.array([[1, 0, -WC], [0, 1, -WC], [0, 0, 1.0]])
-    return a @ r @ b
+    return about_centre(np.radians(deg), centre=WC, **kw)
 
 
 def _star_list(rng, cat, flux, m):
