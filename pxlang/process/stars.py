@@ -158,11 +158,11 @@ def detect(
     sep.set_extract_pixstack(max(300_000, arr.size // 4))
     sep.set_sub_object_limit(4096)
     try:
-        objs = _extract(sub, float(threshold), rms, minarea, mask)
+        objs = sep.extract(sub, float(threshold), err=rms, minarea=int(minarea), mask=mask)
     except Exception as exc:  # sep raises bare Exception on internal overflow
         if "overflow" not in str(exc).lower() and "limit" not in str(exc).lower():
             raise
-        objs = _extract(sub, float(threshold) * 2.0, rms, minarea, mask)
+        objs = sep.extract(sub, float(threshold) * 2.0, err=rms, minarea=int(minarea), mask=mask)
     objs = objs[(objs["a"] > 0) & (objs["b"] > 0) & np.isfinite(objs["x"])]
     order = np.argsort(-objs["flux"])
     objs = objs[order]
@@ -172,20 +172,6 @@ def detect(
         objs = objs.copy()
         objs["x"], objs["y"] = windowed_centroids(sub, objs)
     return objs, sub, level, rms
-
-
-# Deblending levels: 16 instead of SExtractor's 32 halves the extraction time on frames with
-# nebulosity (large objects are deblended level by level); 95-98 % of the 500 brightest
-# detections come out identical, the rest are blends split a little differently.
-DEBLEND_LEVELS = 16
-
-
-def _extract(sub, threshold, rms, minarea, mask):
-    import sep
-
-    return sep.extract(
-        sub, threshold, err=rms, minarea=int(minarea), mask=mask, deblend_nthresh=DEBLEND_LEVELS
-    )
 
 
 def windowed_centroids(sub: np.ndarray, objs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
