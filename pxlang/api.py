@@ -171,12 +171,35 @@ def evaluate(
     from .run.executor import run_scope
     from .run.progress import running
 
-    # the run's executor: options["scheduler"] (a dask cluster, connected before any work)
-    # or what cluster() switches to; a LocalCluster is shut down when the run ends. The
-    # run's options also reach code without a call context (file discovery's progress).
-    with run_scope(interp.options), running(interp.options):
-        value = interp.run(tree)
+    cleanups = _prepare(tree)
+    try:
+        # the run's executor: options["scheduler"] (a dask cluster, connected before any
+        # work) or what cluster() switches to; a LocalCluster is shut down when the run
+        # ends. The run's options also reach code without a call context (file discovery's
+        # progress).
+        with run_scope(interp.options), running(interp.options):
+            value = interp.run(tree)
+    finally:
+        for cleanup in cleanups:
+            cleanup()
     return value
+
+
+def _prepare(tree: ast.Script) -> list[Any]:
+    """Call the ``prepare`` hooks of the functions the script calls (before the run, so
+    that what they warm up overlaps with its work); returns the cleanups they hand back,
+    to call when the run ends."""
+    table = functions()
+    called = {node.func for node in ast.walk(tree) if isinstance(node, ast.Call)}
+    cleanups = []
+    for name in sorted(called):
+        spec = table.get(name)
+        prepare = spec.extra.get("prepare") if spec is not None else None
+        if prepare is not None:
+            cleanup = prepare()
+            if cleanup is not None:
+                cleanups.append(cleanup)
+    return cleanups
 
 
 def run_file(path: str, **params: Any) -> Any:

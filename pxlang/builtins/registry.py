@@ -132,8 +132,11 @@ def builtin(
     siril: str | None = None,
     image_form: Callable[..., Any] | None = None,
     special: str | None = None,
+    prepare: Callable[[], Callable[[], None] | None] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Declare a built-in. See the module docstring."""
+    """Declare a built-in. See the module docstring. ``prepare``: called once when a run
+    whose script calls the built-in starts (to warm up what it will need); it may return
+    a cleanup, called when the run ends."""
 
     def deco(func: Callable[..., Any]) -> Callable[..., Any]:
         sig = inspect.signature(func, eval_str=True)
@@ -190,6 +193,8 @@ def builtin(
             image_form=image_form,
             special=special,
         )
+        if prepare is not None:
+            spec.extra["prepare"] = prepare
         register(spec)
         func.spec = spec  # type: ignore[attr-defined]
         return func

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from ..image.frameset import FrameSet, header_value
@@ -114,7 +115,19 @@ def _filter_of(header: Any) -> str:
     return str(header_value(header, "FILTER") or "none").strip() or "none"
 
 
-@builtin("report", category=CAT, example='report("out", measured=[measure(files("lights/"))])')
+def _warm_plots() -> Callable[[], None]:
+    from ..run import plotter
+
+    plotter.start()  # matplotlib imported while the run works (the report comes last)
+    return plotter.stop
+
+
+@builtin(
+    "report",
+    category=CAT,
+    example='report("out", measured=[measure(files("lights/"))])',
+    prepare=_warm_plots,
+)
 def report(
     ctx: CallContext,
     output: str,

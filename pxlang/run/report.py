@@ -28,7 +28,7 @@ import math
 import os
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -478,6 +478,9 @@ def _draw_all(draws: list[Any], advance: Any) -> list[bytes]:
 
     plots = [i for i, d in enumerate(draws) if getattr(d, "uses_matplotlib", False)]
     rest = [i for i in range(len(draws)) if i not in plots]
+    warm = _draw_warm(draws, plots, rest, advance)
+    if warm is not None:
+        return warm
     batches = [b for b in (plots, rest) if b]
     if len(batches) == 1 or len(plots) >= 4:  # many plots: the import is worth paying twice
         batches = [plots[::2] + rest[::2], plots[1::2] + rest[1::2]]
@@ -495,8 +498,34 @@ def _draw_all(draws: list[Any], advance: Any) -> list[bytes]:
     return out
 
 
-def _matplotlib_job(draw: Any) -> Any:
+def _draw_warm(
+    draws: list[Any], plots: list[int], rest: list[int], advance: Callable[..., None]
+) -> list[Any] | None:
+    """The plots by the run's plotting process (``plotter``: matplotlib already imported),
+    the previews here meanwhile; None when there is no such process."""
+    from . import plotter
+
+    pending = plotter.submit([draws[i].request for i in plots]) if plots else None
+    if pending is None:
+        return None
+    out: list[Any] = [None] * len(draws)
+    for i in rest:
+        out[i] = draws[i]()
+        advance(1)
+    images = pending()
+    if images is None:  # the process failed: draw the plots here
+        images = [draws[i]() for i in plots]
+    for i, png in zip(plots, images, strict=True):
+        out[i] = png
+    advance(len(plots))
+    return out
+
+
+def _matplotlib_job(draw: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+    """Mark a drawing as needing matplotlib, with its request for the plotting process
+    (a function of this module by name, plain arguments)."""
     draw.uses_matplotlib = True
+    draw.request = (name, args, kwargs)
     return draw
 
 
@@ -608,7 +637,12 @@ def write_report(
                 _matplotlib_job(
                     lambda f=filt, g=group: subframes_png(
                         f, g, reference=reference, approve=approve
-                    )
+                    ),
+                    "subframes_png",
+                    filt,
+                    group,
+                    reference=reference,
+                    approve=approve,
                 ),
             )
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -474,9 +475,66 @@ def test_left_out_frames_counted_apart_from_unreadable_files(tmp_path):
 
 @pytest.mark.parametrize("n_plots, n_previews", [(0, 2), (2, 0), (1, 1), (2, 7), (4, 4), (5, 0)])
 def test_drawings_split_between_two_processes_come_back_in_order(n_plots, n_previews):
-    draws = [rep._matplotlib_job(lambda k=k: f"plot {k}".encode()) for k in range(n_plots)]
+    draws = [
+        rep._matplotlib_job(lambda k=k: f"plot {k}".encode(), "subframes_png")
+        for k in range(n_plots)
+    ]
     draws += [lambda k=k: f"preview {k}".encode() for k in range(n_previews)]
     ticks = []
     got = rep._draw_all(draws, lambda n=1: ticks.append(n))
     assert got == [d() for d in draws]
     assert sum(ticks) == len(draws)
+
+
+def test_plots_by_the_warm_plotting_process_are_the_same(tmp_path, monkeypatch):
+    from pxlang.run import plotter
+
+    frames = frame_list(8) + frame_list(5, filt="OIII", rejected=())
+    masters = [{"name": "Ha", "kind": "light", "path": "Ha.fits", "frames": 7}]
+    masters[0]["image"] = np.full((20, 30), 0.1, np.float32)
+    cold = rep.write_report(str(tmp_path / "cold"), frames=frames, masters=list(masters))
+    plotter.start()
+    try:
+        child = plotter._plotter.proc
+        assert child.is_alive()
+
+        def here(*args, **kwargs):
+            raise AssertionError("drawn in this process, not by the plotter")
+
+        monkeypatch.setattr(rep, "subframes_png", here)  # the forked plotter has the real one
+        masters[0]["image"] = np.full((20, 30), 0.1, np.float32)
+        warm = rep.write_report(str(tmp_path / "warm"), frames=frames, masters=masters)
+    finally:
+        plotter.stop()
+    assert not child.is_alive()
+    assert len(warm["drawn"]) == len(cold["drawn"]) == 3
+    for a, b in zip(sorted(cold["drawn"]), sorted(warm["drawn"]), strict=True):
+        assert Path(a).read_bytes() == Path(b).read_bytes()
+
+
+def test_a_dead_plotting_process_means_drawing_here(tmp_path):
+    from pxlang.run import plotter
+
+    plotter.start()
+    try:
+        plotter._plotter.proc.kill()
+        plotter._plotter.proc.join()
+        out = rep.write_report(str(tmp_path), frames=frame_list(6), masters=[])
+    finally:
+        plotter.stop()
+    assert len(out["drawn"]) == 1
+    samples, _ = png(out["drawn"][0])
+    assert samples.shape[0] == 3 and reddish(samples) > 0
+
+
+def test_a_run_calling_report_warms_a_plotter_and_stops_it(tmp_path, monkeypatch):
+    import pxlang
+    from pxlang.run import plotter
+
+    seen = []
+    real_start = plotter.start
+    monkeypatch.setattr(plotter, "start", lambda: seen.append(real_start()) or None)
+    pxlang.evaluate(f'report("{tmp_path.as_posix()}/out")')
+    assert len(seen) == 1 and plotter._plotter is None  # stopped when the run ended
+    pxlang.evaluate("1 + 1")
+    assert len(seen) == 1  # a script without report() starts none
