@@ -272,8 +272,7 @@ def pxlang_cmd(*args: str) -> list[str]:
     return [
         sys.executable,
         "-c",
-        f"import sys; sys.path.insert(0, {str(SRC)!r}); from pxlang.cli import main; "
-        "sys.exit(main(sys.argv[1:]))",
+        f"import sys; sys.path.insert(0, {str(SRC)!r}); from pxlang.cli import entry; entry()",
         *args,
     ]
 

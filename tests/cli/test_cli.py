@@ -125,6 +125,21 @@ def test_usage_errors_exit_2(night):
     assert pxlang("run", "x.px", "notaparam", cwd=night).returncode == 2
 
 
+def test_a_closed_output_pipe_is_no_internal_error(night):
+    # `pxlang eval … | head -0`: the reader is gone before pxlang prints
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pxlang.cli", "eval", "1 + 1"],
+        cwd=night,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()
+    with proc.stderr:
+        err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1
+    assert err == ""
+
+
 def test_version_and_help(night):
     r = pxlang("--version", cwd=night)
     assert r.returncode == 0 and r.stdout.startswith("pxlang ")
