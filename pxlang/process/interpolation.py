@@ -118,15 +118,13 @@ def _sample(data, x, y, th, wx, wy, fill, lut):
 
 
 @numba.njit(cache=True, parallel=True, nogil=True)
-def _rows_pass(data, al, be, ga, out_w, lut):
+def _rows_pass(data, al, be, ga, lut, pos, neg, wpos):
     """First separable pass: source row ``y`` sampled at x = al·u + be·y + ga for every
     output column u. The positive and negative products are summed apart (``pos``, ``neg``)
     with the weight of the positive ones (``wpos``; the weights sum to 1), so that the second
     pass can clamp as the 2-D kernel does."""
     h, w = data.shape
-    pos = np.empty((h, out_w), np.float32)
-    neg = np.empty((h, out_w), np.float32)
-    wpos = np.empty((h, out_w), np.float32)
+    out_w = pos.shape[1]
     for y in numba.prange(h):
         wx = np.empty(6)
         for u in range(out_w):
@@ -149,18 +147,16 @@ def _rows_pass(data, al, be, ga, out_w, lut):
             pos[y, u] = p
             neg[y, u] = n
             wpos[y, u] = wp
-    return pos, neg, wpos
 
 
 @numba.njit(cache=True, parallel=True, nogil=True)
-def _columns_pass(pos, neg, wpos, m, src_w, out_h, th, fill, lut):
+def _columns_pass(pos, neg, wpos, m, src_w, th, fill, lut, out):
     """Second separable pass: output pixel (u, v) is column u of the first pass sampled at
     the source row y(u, v). The sums of the positive and negative products and of their
     weights over the 36 taps follow from the row parts: a product is positive where the row
     part and the column weight have the same sign. Sources outside the frame get ``fill``."""
     h, out_w = pos.shape
-    out = np.empty((out_h, out_w), np.float32)
-    for v in numba.prange(out_h):
+    for v in numba.prange(out.shape[0]):
         wy = np.empty(6)
         for u in range(out_w):
             x = m[0, 0] * u + m[0, 1] * v + m[0, 2]
@@ -195,7 +191,6 @@ def _columns_pass(pos, neg, wpos, m, src_w, out_h, th, fill, lut):
                     wp += ly * q
                     wn -= ly * (1.0 - q)
             out[v, u] = _clamped(sp, sn, wp, wn, th)
-    return out
 
 
 def _separable_shear(m: np.ndarray) -> float | None:
@@ -209,13 +204,18 @@ def _separable_shear(m: np.ndarray) -> float | None:
 def _warp_separable(data, m, out_h, out_w, th, fill, lut):
     (a, b, c), (d, e, f) = m[0], m[1]
     # x along output column u, as a function of the source row y (v eliminated)
-    parts = _rows_pass(data, a - b * d / e, b / e, c - b * f / e, out_w, lut)
-    return _columns_pass(*parts, m, data.shape[1], out_h, th, fill, lut)
+    # frame-sized arrays from numpy, not numba: numpy asks for transparent huge pages, and
+    # a fresh 2048² frame faults in ~5 times faster so (see pixel_kernels)
+    parts = [np.empty((data.shape[0], out_w), np.float32) for _ in range(3)]
+    _rows_pass(data, a - b * d / e, b / e, c - b * f / e, lut, *parts)
+    out = np.empty((out_h, out_w), np.float32)
+    _columns_pass(*parts, m, data.shape[1], th, fill, lut, out)
+    return out
 
 
 @numba.njit(cache=True, parallel=True, nogil=True)
-def _warp_matrix(data, m, out_h, out_w, th, fill, lut):
-    out = np.empty((out_h, out_w), np.float32)
+def _warp_matrix_into(data, m, th, fill, lut, out):
+    out_h, out_w = out.shape
     for r in numba.prange(out_h):
         wx = np.empty(6)
         wy = np.empty(6)
@@ -224,18 +224,27 @@ def _warp_matrix(data, m, out_h, out_w, th, fill, lut):
             x = (m[0, 0] * c + m[0, 1] * r + m[0, 2]) / den
             y = (m[1, 0] * c + m[1, 1] * r + m[1, 2]) / den
             out[r, c] = _sample(data, x, y, th, wx, wy, fill, lut)
-    return out
 
 
 @numba.njit(cache=True, parallel=True, nogil=True)
-def _warp_coords(data, xs, ys, th, fill, lut):
+def _warp_coords_into(data, xs, ys, th, fill, lut, out):
     out_h, out_w = xs.shape
-    out = np.empty((out_h, out_w), np.float32)
     for r in numba.prange(out_h):
         wx = np.empty(6)
         wy = np.empty(6)
         for c in range(out_w):
             out[r, c] = _sample(data, xs[r, c], ys[r, c], th, wx, wy, fill, lut)
+
+
+def _warp_matrix(data, m, out_h, out_w, th, fill, lut):
+    out = np.empty((out_h, out_w), np.float32)
+    _warp_matrix_into(data, m, th, fill, lut, out)
+    return out
+
+
+def _warp_coords(data, xs, ys, th, fill, lut):
+    out = np.empty(xs.shape, np.float32)
+    _warp_coords_into(data, xs, ys, th, fill, lut, out)
     return out
 
 

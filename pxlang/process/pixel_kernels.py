@@ -1,6 +1,12 @@
 """Small numba kernels of per-pixel work on light frames, kept apart so that modules using
 them import numba (~0.35 s) only when they compute: an unchanged re-run, which loads every
-result from the cache, does not pay for it."""
+result from the cache, does not pay for it.
+
+Frame-sized outputs are allocated by numpy in the Python wrappers and filled by the kernels:
+numpy asks the kernel for transparent huge pages on big arrays, numba's allocator does not,
+and faulting in a fresh 2048² float32 frame page by page costs ~7 ms on this VM (~1.5 ms
+in huge pages).
+"""
 
 from __future__ import annotations
 
@@ -8,12 +14,16 @@ import numba
 import numpy as np
 
 
-@numba.njit(cache=True, nogil=True)
-def first_starlet_layer(a):  # pragma: no cover - compiled
+def first_starlet_layer(a: np.ndarray) -> np.ndarray:
     """``a`` minus its B3-spline smoothing, mirrored edges (``subframes.noise_mrs``)."""
+    out = np.empty(a.shape, np.float32)
+    _first_starlet_layer(a, np.empty(a.shape, np.float32), out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _first_starlet_layer(a, tmp, out):  # pragma: no cover - compiled
     h, w = a.shape
-    tmp = np.empty((h, w), np.float32)
-    out = np.empty((h, w), np.float32)
     for i in range(h):
         i0 = abs(i - 2)
         i1 = abs(i - 1)
@@ -31,18 +41,20 @@ def first_starlet_layer(a):  # pragma: no cover - compiled
             j4 = j + 2 if j + 2 < w else 2 * w - 4 - j
             t = tmp[i]
             out[i, j] = a[i, j] - (0.375 * t[j] + 0.25 * (t[j1] + t[j3]) + 0.0625 * (t[j0] + t[j4]))
-    return out
 
 
-@numba.njit(cache=True, parallel=True, nogil=True)
-def neighbour_stats(x, step):  # pragma: no cover - compiled
+def neighbour_stats(x: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Median, max and min of the 8 same-colour neighbours of every pixel (mirrored at the
     edges, as ``neighbours``; NaN where a neighbour is NaN): what ``np.median`` over the
     (8, H, W) stack gives, without building the stack (about 5× faster)."""
+    med, top, bottom = (np.empty(x.shape, np.float32) for _ in range(3))
+    _neighbour_stats(x, step, med, top, bottom)
+    return med, top, bottom
+
+
+@numba.njit(cache=True, parallel=True, nogil=True)
+def _neighbour_stats(x, step, med, top, bottom):  # pragma: no cover - compiled
     h, w = x.shape
-    med = np.empty((h, w), np.float32)
-    top = np.empty((h, w), np.float32)
-    bottom = np.empty((h, w), np.float32)
     for i in numba.prange(h):
         v = np.empty(8, np.float32)
         for j in range(w):
@@ -78,17 +90,21 @@ def neighbour_stats(x, step):  # pragma: no cover - compiled
             med[i, j] = 0.5 * (v[3] + v[4])
             top[i, j] = v[7]
             bottom[i, j] = v[0]
-    return med, top, bottom
 
 
-@numba.njit(cache=True, parallel=True, nogil=True)
-def atrous_b3(x, axis, step):  # pragma: no cover - compiled
+def atrous_b3(x: np.ndarray, axis: int, step: int) -> np.ndarray:
     """One à trous B3-spline pass (1, 4, 6, 4, 1)/16 along ``axis`` (0 or 1) of a 2-D float64
     array with holes of ``step``, edges mirrored with the edge sample repeated (numpy's
     ``symmetric`` padding), summed in the order of a padded copy and five shifted sums (the
     oracle in tests/process/test_superbias.py): the same values to the last bit."""
+    out = np.empty(x.shape, np.float64)
+    _atrous_b3(x, axis, step, out)
+    return out
+
+
+@numba.njit(cache=True, parallel=True, nogil=True)
+def _atrous_b3(x, axis, step, out):  # pragma: no cover - compiled
     h, w = x.shape
-    out = np.empty((h, w), np.float64)
     n = h if axis == 0 else w
     for i in numba.prange(h):
         for j in range(w):
@@ -111,4 +127,3 @@ def atrous_b3(x, axis, step):  # pragma: no cover - compiled
                     elif jj >= n:
                         jj = 2 * n - 1 - jj
                     out[i, j] += c * x[i, jj]
-    return out

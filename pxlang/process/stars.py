@@ -144,7 +144,6 @@ def detect(
     first, with windowed centroids in ``x``/``y``; isophotal barycentres with
     ``centroids=False``), the background-subtracted image, the global background level and RMS.
     """
-    import sep
 
     arr = _check_mono(data)
     finite = np.isfinite(arr)
@@ -155,14 +154,7 @@ def detect(
     sub = arr - back
     if not np.isfinite(rms) or rms <= 0:
         rms = float(np.std(sub)) or 1e-6
-    sep.set_extract_pixstack(max(300_000, arr.size // 4))
-    sep.set_sub_object_limit(4096)
-    try:
-        objs = sep.extract(sub, float(threshold), err=rms, minarea=int(minarea), mask=mask)
-    except Exception as exc:  # sep raises bare Exception on internal overflow
-        if "overflow" not in str(exc).lower() and "limit" not in str(exc).lower():
-            raise
-        objs = sep.extract(sub, float(threshold) * 2.0, err=rms, minarea=int(minarea), mask=mask)
+    objs = _extract(sub, float(threshold), rms, int(minarea), mask)
     objs = objs[(objs["a"] > 0) & (objs["b"] > 0) & np.isfinite(objs["x"])]
     order = np.argsort(-objs["flux"])
     objs = objs[order]
@@ -172,6 +164,30 @@ def detect(
         objs = objs.copy()
         objs["x"], objs["y"] = windowed_centroids(sub, objs)
     return objs, sub, level, rms
+
+
+def _extract(
+    sub: np.ndarray, threshold: float, rms: float, minarea: int, mask: np.ndarray | None
+) -> np.ndarray:
+    """``sep.extract`` with SEP's own pixel stack (300 000 pixels) first: SEP initialises
+    the whole stack at every call, and the stack of a quarter of a 2048² frame (32 MB) was
+    faulted in afresh for each star field. A frame with so much above the threshold
+    (nebulosity) that the stack fills goes again with a stack of half the frame (at least a
+    million pixels), then at twice the threshold."""
+    import sep
+
+    sep.set_sub_object_limit(4096)
+    big = max(1_000_000, sub.size // 2)
+    tries = [(300_000, threshold), (big, threshold), (big, threshold * 2.0)]
+    for k, (stack, thr) in enumerate(tries):
+        sep.set_extract_pixstack(stack)
+        try:
+            return sep.extract(sub, thr, err=rms, minarea=minarea, mask=mask)
+        except Exception as exc:  # sep raises bare Exception when a buffer overflows
+            text = str(exc).lower()
+            if k == len(tries) - 1 or not any(w in text for w in ("overflow", "limit", "full")):
+                raise
+    raise AssertionError("unreachable")
 
 
 def windowed_centroids(sub: np.ndarray, objs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

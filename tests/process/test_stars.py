@@ -84,6 +84,27 @@ def test_saturated_stars_flagged_and_not_fitted():
     assert tab.saturated.sum() == 1
 
 
+def test_stars_found_beside_a_nebula_that_fills_seps_pixel_stack(monkeypatch):
+    # ~400 000 background-subtracted pixels above the threshold in one object: more than
+    # SEP's default pixel stack (300 000), so the extraction goes again with a bigger one
+    import sep
+
+    from pxlang.process.stars import _extract
+
+    rng = np.random.default_rng(4)
+    img, xy, _ = field(rng, n=60, size=1024)
+    yy, xx = np.mgrid[0:1024, 0:1024]
+    sub = img - 0.1 + 0.05 * ((xx - 512) ** 2 + (yy - 512) ** 2 < 360**2)
+    stacks = []
+    real = sep.set_extract_pixstack
+    monkeypatch.setattr(sep, "set_extract_pixstack", lambda n: stacks.append(n) or real(n))
+    objs = _extract(sub.astype(np.float32), 5.0, 0.002, 5, None)
+    assert stacks == [300_000, 1_000_000]
+    outside = np.hypot(xy[:, 0] - 512, xy[:, 1] - 512) > 380
+    d, _ = cKDTree(np.column_stack([objs["x"], objs["y"]])).query(xy[outside])
+    assert np.mean(d < 1.0) > 0.9
+
+
 def test_noise_only_gives_empty_table():
     rng = np.random.default_rng(5)
     img = (0.1 + rng.normal(0, 0.002, (128, 128))).astype(np.float32)
