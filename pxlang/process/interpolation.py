@@ -117,14 +117,15 @@ def _sample(data, x, y, th, wx, wy, fill, lut):
     return _clamped(sp, sn, wp, wn, th)
 
 
-@numba.njit(cache=True, parallel=True, nogil=True)
-def _rows_pass(data, al, be, ga, lut, pos, neg, wpos):
+@numba.njit(cache=True, parallel=True, nogil=True, error_model="numpy")
+def _rows_pass(data, al, be, ga, lut, parts):
     """First separable pass: source row ``y`` sampled at x = al·u + be·y + ga for every
-    output column u. The positive and negative products are summed apart (``pos``, ``neg``)
-    with the weight of the positive ones (``wpos``; the weights sum to 1), so that the second
-    pass can clamp as the 2-D kernel does."""
+    output column u. The positive and negative products are summed apart (``parts[y, u, 0]``
+    and ``[1]``) with the weight of the positive ones (``[2]``; the weights sum to 1), so
+    that the second pass can clamp as the 2-D kernel does. The three side by side: the
+    second pass reads six rows of them, not eighteen."""
     h, w = data.shape
-    out_w = pos.shape[1]
+    out_w = parts.shape[1]
     for y in numba.prange(h):
         wx = np.empty(6)
         for u in range(out_w):
@@ -144,53 +145,117 @@ def _rows_pass(data, al, be, ga, lut, pos, neg, wpos):
                 else:
                     p += s
                     wp += wx[j]
-            pos[y, u] = p
-            neg[y, u] = n
-            wpos[y, u] = wp
+            parts[y, u, 0] = p
+            parts[y, u, 1] = n
+            parts[y, u, 2] = wp
 
 
-@numba.njit(cache=True, parallel=True, nogil=True)
-def _columns_pass(pos, neg, wpos, m, src_w, th, fill, lut, out):
+_CHUNK = 64  # output pixels taken together when their six source rows are the same
+
+
+@numba.njit(cache=True, parallel=True, nogil=True, error_model="numpy")
+def _columns_pass(parts, m, src_w, th, fill, lut, out):
     """Second separable pass: output pixel (u, v) is column u of the first pass sampled at
     the source row y(u, v). The sums of the positive and negative products and of their
     weights over the 36 taps follow from the row parts: a product is positive where the row
-    part and the column weight have the same sign. Sources outside the frame get ``fill``."""
-    h, out_w = pos.shape
+    part and the column weight have the same sign (Lanczos-3 weights have the signs
+    + - + + - + at taps -2..3, whatever the fraction). Along an output row y(u) moves
+    slowly, so runs of pixels share their six source rows: those are summed without index
+    clamps; runs near the frame's edges take the general path. Sources outside the frame
+    get ``fill``."""
+    h, out_w, _ = parts.shape
+    clamp = th >= 0.0
+    inv = 1.0 / (1.0 - th) if (clamp and th < 1.0) else 0.0
+    m00, m01, m02, m10, m11, m12 = m[0, 0], m[0, 1], m[0, 2], m[1, 0], m[1, 1], m[1, 2]
     for v in numba.prange(out.shape[0]):
-        wy = np.empty(6)
-        for u in range(out_w):
-            x = m[0, 0] * u + m[0, 1] * v + m[0, 2]
-            y = m[1, 0] * u + m[1, 1] * v + m[1, 2]
-            if not (x >= -0.5 and x <= src_w - 0.5 and y >= -0.5 and y <= h - 0.5):
-                out[v, u] = fill
+        bx = m01 * v + m02
+        by = m11 * v + m12
+        orow = out[v]
+        u = 0
+        while u < out_w:
+            u1 = min(u + _CHUNK, out_w)
+            y0 = int(math.floor(m10 * u + by))
+            if int(math.floor(m10 * (u1 - 1) + by)) != y0:
+                # the run crosses a source row: end it where y(u) leaves [y0, y0 + 1)
+                edge = y0 + 1.0 if m10 > 0.0 else float(y0)
+                e = min(max(int(math.ceil((edge - by) / m10)), u + 1), u1)
+                while e > u + 1 and int(math.floor(m10 * (e - 1) + by)) != y0:
+                    e -= 1
+                u1 = e
+            xa = m00 * u + bx
+            xb = m00 * (u1 - 1) + bx
+            if y0 >= 2 and y0 + 3 < h and min(xa, xb) >= -0.5 and max(xa, xb) <= src_w - 0.5:
+                r0 = parts[y0 - 2]
+                r1 = parts[y0 - 1]
+                r2 = parts[y0]
+                r3 = parts[y0 + 1]
+                r4 = parts[y0 + 2]
+                r5 = parts[y0 + 3]
+                for k in range(u, u1):
+                    t = (m10 * k + by - y0) * _LUT_RES
+                    i = min(int(t), _LUT_RES - 1)
+                    f = t - i
+                    w0 = lut[i, 0] + (lut[i + 1, 0] - lut[i, 0]) * f
+                    w1 = lut[i, 1] + (lut[i + 1, 1] - lut[i, 1]) * f
+                    w2 = lut[i, 2] + (lut[i + 1, 2] - lut[i, 2]) * f
+                    w3 = lut[i, 3] + (lut[i + 1, 3] - lut[i, 3]) * f
+                    w4 = lut[i, 4] + (lut[i + 1, 4] - lut[i, 4]) * f
+                    w5 = lut[i, 5] + (lut[i + 1, 5] - lut[i, 5]) * f
+                    sp = (
+                        w0 * r0[k, 0] + w1 * r1[k, 1] + w2 * r2[k, 0]
+                        + w3 * r3[k, 0] + w4 * r4[k, 1] + w5 * r5[k, 0]
+                    )  # fmt: skip
+                    sn = -(
+                        w0 * r0[k, 1] + w1 * r1[k, 0] + w2 * r2[k, 1]
+                        + w3 * r3[k, 1] + w4 * r4[k, 0] + w5 * r5[k, 1]
+                    )  # fmt: skip
+                    wp = (
+                        w0 * r0[k, 2] + w1 * (1.0 - r1[k, 2]) + w2 * r2[k, 2]
+                        + w3 * r3[k, 2] + w4 * (1.0 - r4[k, 2]) + w5 * r5[k, 2]
+                    )  # fmt: skip
+                    wn = wp - (w0 + w1 + w2 + w3 + w4 + w5)
+                    c = 1.0
+                    if clamp:  # as _clamped, without branches
+                        tt = min(max((sn / sp - th) * inv, 0.0), 1.0)
+                        c = 1.0 - tt * tt
+                    den = wp - c * wn
+                    res = (sp - c * sn) / den
+                    if den == 0.0 or (clamp and sp == 0.0):
+                        res = 0.0
+                    orow[k] = res
+                u = u1
                 continue
-            y0 = int(math.floor(y))
-            _lut_weights(y - y0, lut, wy)
-            sp = 0.0
-            sn = 0.0
-            wp = 0.0
-            wn = 0.0
-            # Lanczos-3 weights have the signs + - + + - + at taps -2..3 whatever the
-            # fraction (the zeros at whole pixels aside): no branch on them
-            for i in range(6):
-                yy = y0 + i - 2
-                if yy < 0 or yy >= h:
-                    yy = min(max(yy, 0), h - 1)
-                ly = wy[i]
-                p = pos[yy, u]
-                n = neg[yy, u]
-                q = wpos[yy, u]
-                if i == 1 or i == 4:
-                    sp += ly * n
-                    sn -= ly * p
-                    wp += ly * (1.0 - q)
-                    wn -= ly * q
-                else:
-                    sp += ly * p
-                    sn -= ly * n
-                    wp += ly * q
-                    wn -= ly * (1.0 - q)
-            out[v, u] = _clamped(sp, sn, wp, wn, th)
+            wy = np.empty(6)
+            for k in range(u, u1):
+                x = m00 * k + bx
+                y = m10 * k + by
+                if not (x >= -0.5 and x <= src_w - 0.5 and y >= -0.5 and y <= h - 0.5):
+                    orow[k] = fill
+                    continue
+                yi = int(math.floor(y))
+                _lut_weights(y - yi, lut, wy)
+                sp = 0.0
+                sn = 0.0
+                wp = 0.0
+                wn = 0.0
+                for j in range(6):
+                    yy = min(max(yi + j - 2, 0), h - 1)
+                    ly = wy[j]
+                    p = parts[yy, k, 0]
+                    n = parts[yy, k, 1]
+                    q = parts[yy, k, 2]
+                    if j == 1 or j == 4:
+                        sp += ly * n
+                        sn -= ly * p
+                        wp += ly * (1.0 - q)
+                        wn -= ly * q
+                    else:
+                        sp += ly * p
+                        sn -= ly * n
+                        wp += ly * q
+                        wn -= ly * (1.0 - q)
+                orow[k] = _clamped(sp, sn, wp, wn, th)
+            u = u1
 
 
 def _separable_shear(m: np.ndarray) -> float | None:
@@ -206,10 +271,10 @@ def _warp_separable(data, m, out_h, out_w, th, fill, lut):
     # x along output column u, as a function of the source row y (v eliminated)
     # frame-sized arrays from numpy, not numba: numpy asks for transparent huge pages, and
     # a fresh 2048² frame faults in ~5 times faster so (see pixel_kernels)
-    parts = [np.empty((data.shape[0], out_w), np.float32) for _ in range(3)]
-    _rows_pass(data, a - b * d / e, b / e, c - b * f / e, lut, *parts)
+    parts = np.empty((data.shape[0], out_w, 3), np.float32)
+    _rows_pass(data, a - b * d / e, b / e, c - b * f / e, lut, parts)
     out = np.empty((out_h, out_w), np.float32)
-    _columns_pass(*parts, m, data.shape[1], th, fill, lut, out)
+    _columns_pass(parts, m, data.shape[1], th, fill, lut, out)
     return out
 
 
