@@ -115,11 +115,17 @@ def register(
 
     keys = [fs.content_key(i) for i in range(n)]
     star_lists = [_known_xy(ctx, fs, i, keys[i], threshold) for i in range(n)]
+    # the quicker detection when no list comes from measure() and the reference is one of
+    # these frames: all lists are then found the same way
+    external = isinstance(reference, Image) or (isinstance(reference, str) and reference != "best")
+    fast = not external and all(s is None for s in star_lists)
+    if fast:
+        star_lists = [_known_xy(ctx, fs, i, keys[i], threshold, fast) for i in range(n)]
     todo = [i for i in range(n) if star_lists[i] is None]
     if todo:  # frames measure() did not see: find their stars
         with stage(ctx.options, "stars", len(todo)) as advance:
             found = _parallel(
-                lambda k: _detect_xy(ctx, fs, todo[k], keys[todo[k]], threshold),
+                lambda k: _detect_xy(ctx, fs, todo[k], keys[todo[k]], threshold, fast),
                 len(todo),
                 advance,
             )

@@ -126,6 +126,27 @@ def test_register_meridian_flip_and_bad_frames(night):
     assert "StarAlignment" in str(reg.read(1).header["HISTORY"])
 
 
+def test_register_finds_all_star_lists_one_way(night, tmp_path):
+    # the quick detection (no deblending) only when every list is found by register itself
+    # and the reference is one of the frames; an outside reference: the full one for all
+    import inspect
+
+    d, _ = night
+    fs = lights(d)
+    thr = inspect.signature(A.register).parameters["threshold"].default
+    keys = [fs.content_key(i) for i in range(len(fs))]
+
+    def lists(ctx, fast):
+        return [L._known_xy(ctx, fs, i, keys[i], thr, fast) is not None for i in range(len(fs))]
+
+    ctx = CallContext(base_dir=str(d), warn=print, options={"cache_dir": str(tmp_path / "a")})
+    A.register(ctx, fs, reference=2)
+    assert all(lists(ctx, True)) and not any(lists(ctx, False))
+    ctx = CallContext(base_dir=str(d), warn=print, options={"cache_dir": str(tmp_path / "b")})
+    A.register(ctx, fs, reference=fs.frames[2].path)
+    assert all(lists(ctx, False)) and not any(lists(ctx, True))
+
+
 def test_register_list_of_masters_and_stars(night):
     d, _ = night
     ctx = ctx_for(d, [])
