@@ -3,8 +3,9 @@
 Makes N dithered, slightly rotated float32 light frames (Moffat stars, sky, Gaussian noise)
 in a temp folder, then runs, each side as a subprocess under ``/usr/bin/time -v``:
 
-- pxlang:  register(files(...)) → integrate(..., rejection="winsorized", low=3, high=3,
-           normalization="additive_scaling")   (reference: the frame with most stars)
+- pxlang:  ``pxlang run stack.px``: register(files(...)) → integrate(...,
+           rejection="winsorized", low=3, high=3, normalization="additive_scaling")
+           (reference: the frame with most stars)
 - Siril:   convert → register → stack r_light rej w 3 3 -norm=addscale (reference: first)
 
 and prints wall time, peak RSS and their ratios, and the FWHM (median over fitted stars) and
@@ -64,17 +65,11 @@ def _frame(args: tuple[int, int, str, int]) -> None:
     fits.writeto(os.path.join(folder, f"light_{i + 1:04d}.fits"), data, hdr, overwrite=True)
 
 
-PX_SCRIPT = """
-import sys, time
-sys.path.insert(0, {root!r})
-import pxlang
-t = time.perf_counter()
-pxlang.evaluate('''
+PX_SCRIPT = """\
+// bench_lights: the same work as the Siril script below
 reg = register(files("{lights}"))
 m = integrate(reg, rejection="winsorized", low=3, high=3, normalization="additive_scaling")
 save(m, "{out}")
-''', options={{"cache_dir": "{cache}"}})
-print("pxlang inner", time.perf_counter() - t)
 """
 
 SIRIL_SCRIPT = """requires 0.99.4
@@ -157,13 +152,14 @@ def run(n: int, size: int, keep: bool) -> dict[str, float]:
     print(f"\n{n} lights of {size}² written in {time.perf_counter() - t:.1f} s ({work})")
 
     out_px = os.path.join(work, "pxlang_stack.fits")
-    script = PX_SCRIPT.format(
-        root=ROOT, lights=lights + "/", out=out_px, cache=os.path.join(work, "pxcache")
-    )
-    from bench_end2end import warm_up  # scripts/ is on the path when run as a script
+    script = os.path.join(work, "stack.px")
+    with open(script, "w") as fh:
+        fh.write(PX_SCRIPT.format(lights=lights + "/", out=out_px))
+    from bench_end2end import pxlang_cmd, warm_up  # scripts/ is on the path as a script
 
     warm_up(Path(work))
-    wall_px, rss_px, _ = timed([sys.executable, "-c", script], work)
+    cmd = pxlang_cmd("run", script, "--cache", os.path.join(work, "pxcache"), "--quiet")
+    wall_px, rss_px, _ = timed(cmd, work)
 
     with open(os.path.join(work, "siril.ssf"), "w") as fh:
         fh.write(SIRIL_SCRIPT)
