@@ -97,15 +97,17 @@ def timed(cmd: list[str], cwd: str) -> tuple[float, float, str]:
     return wall, (int(rss.group(1)) / 1024 if rss else float("nan")), p.stdout
 
 
-def quality(path: str) -> tuple[float, float, float, int, np.ndarray, np.ndarray]:
+def quality(
+    path: str, smooth: float = 0.0
+) -> tuple[float, float, float, int, np.ndarray, np.ndarray]:
     """(median FWHM px, background σ per pixel, background σ of 4×4 block means × 4, stars,
     star positions, star aperture fluxes).
 
     Background only: the smooth sky model is subtracted and stars are masked (3σ, grown by
     6 px). An interpolation that smooths lowers the per-pixel σ (it correlates neighbours);
     the 4×4 block σ (× 4, as for independent pixels) shows the noise at a scale that
-    interpolation does not reach."""
-    from scipy.ndimage import binary_dilation
+    interpolation does not reach. ``smooth``: σ (px) of a Gaussian applied first."""
+    from scipy.ndimage import binary_dilation, gaussian_filter
 
     from pxlang.image import io
     from pxlang.process.stars import background, find_stars
@@ -113,6 +115,8 @@ def quality(path: str) -> tuple[float, float, float, int, np.ndarray, np.ndarray
 
     data = io.load(path).data
     data = data.mean(axis=0) if data.ndim == 3 else data
+    if smooth > 0:
+        data = gaussian_filter(data, smooth)
     h, w = data.shape
     core = np.ascontiguousarray(data[h // 16 : -h // 16, w // 16 : -w // 16])  # no borders
     tab = find_stars(core, max_fit=500)
@@ -179,6 +183,18 @@ def run(n: int, size: int, keep: bool) -> dict[str, float]:
         f"FWHM {q_px[0] / q_si[0]:.3f}, star flux {sig:.3f}, noise {q_px[1] / q_si[1]:.3f} "
         f"(per unit star flux {q_px[1] / q_si[1] / sig:.3f}), noise 4x4 {q_px[2] / q_si[2]:.3f} "
         f"(per unit star flux {q_px[2] / q_si[2] / sig:.3f})"
+    )
+    # like for like: the sharper stack blurred to the other's FWHM, then both noises compared
+    sharp, soft = ("pxlang", "Siril") if q_px[0] < q_si[0] else ("Siril", "pxlang")
+    fw_sharp, fw_soft = sorted((q_px[0], q_si[0]))
+    sigma = float(np.sqrt(fw_soft**2 - fw_sharp**2)) / 2.3548
+    q_b = quality(out_px if sharp == "pxlang" else out_si, smooth=sigma)
+    q_o = q_si if sharp == "pxlang" else q_px
+    px_b, si_b = (q_b, q_o) if sharp == "pxlang" else (q_o, q_b)
+    print(
+        f"at equal FWHM ({sharp} blurred by a σ {sigma:.2f} px Gaussian: {q_b[0]:.3f} px vs "
+        f"{soft} {q_o[0]:.3f}): noise pxlang/Siril per unit star flux {px_b[1] / si_b[1] / sig:.3f}"
+        f", 4x4 {px_b[2] / si_b[2] / sig:.3f}"
     )
     if not keep:
         shutil.rmtree(work, ignore_errors=True)
