@@ -92,7 +92,9 @@ def register(
     file or an image. model: similarity (rotation, scale, shift; mirror images handled) |
     affine | homography | tps (thin-plate splines: images from two different optical
     systems); distortion=true adds the spline correction to any model. interpolation:
-    lanczos3 (clamped at `clamp` against ringing; 0 strongest) | bicubic | bilinear.
+    lanczos3 (clamped at `clamp` against ringing; 0 strongest; frames turned by less than
+    about 6°, or flipped, are resampled in two 1-D passes, ~1.5 times as fast as the 2-D
+    kernel and equal to it for shifts) | bicubic | bilinear.
     drizzle=true keeps each frame's transform for drizzle(). Frames without stars or that
     cannot be matched are left out and named in a warning. A list of images (masters of
     different filters) gives back a list of aligned images. Frames are resampled lazily,

@@ -13,9 +13,12 @@ Two kernels. The 2-D one takes the 36 taps of each output pixel and clamps them 
 (PixInsight's own scheme). For affine transforms close to the axes — dithers, field rotation
 of a few degrees, meridian flips, scale changes — the separable one resamples in two 1-D
 passes (Catmull & Smith): each source row along the lines that output columns trace in it,
-then each output column; 12 taps a pixel instead of 36, about twice as fast. For a pure
-translation without clamping both give the same numbers; with a rotation θ the effective
-kernel is sheared by tan θ (≤ 0.1 here); clamping then acts on each 1-D pass.
+then each output column; 12 taps a pixel instead of 36, ~1.5× as fast on a 2048² frame.
+The row pass keeps the positive and negative products and the weight of the positive ones
+apart, from which the column pass rebuilds the 2-D kernel's sums over the 36 products, so
+the clamping decision is PixInsight's: for a translation both kernels give the same numbers
+(float32 rounding aside), clamped or not; with a rotation θ the effective kernel is sheared
+by tan θ (≤ 0.1 here).
 
 Coordinates: 0-based pixel centres, ``x`` = column, ``y`` = row. A source coordinate outside
 [-0.5, W-0.5] × [-0.5, H-0.5] gives ``fill``; kernel taps beyond the border repeat the edge.

@@ -15,6 +15,7 @@ import atexit
 import multiprocessing
 import os
 import threading
+import warnings
 from typing import Any
 
 _lock = threading.Lock()
@@ -54,7 +55,10 @@ class _Plotter:
         ctx = multiprocessing.get_context("fork")
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(target=_serve, args=(child,), daemon=True, name="pxlang-plots")
-        self.proc.start()
+        with warnings.catch_warnings():
+            # Python ≥ 3.12 warns when forking with threads alive; the child uses none
+            warnings.simplefilter("ignore", DeprecationWarning)
+            self.proc.start()
         child.close()
         self.pid = os.getpid()
 
@@ -95,17 +99,10 @@ def stop() -> None:
 atexit.register(stop)
 
 
-def draw_many(requests: list[tuple[str, tuple, dict]]) -> list[bytes] | None:
-    """PNG bytes for each ``(function name, args, kwargs)``, drawn by the plotting process;
-    None when there is none (the caller draws them itself). All requests are sent before
-    the first answer is read, so the caller may do other work meanwhile (``collect``)."""
-    pending = submit(requests)
-    return None if pending is None else pending()
-
-
 def submit(requests: list[tuple[str, tuple, dict]]) -> Any:
-    """Send the requests; returns a function collecting the PNGs (None on a failure, then
-    the caller draws) — or None at once when no plotting process is running."""
+    """Send ``(function name, args, kwargs)`` requests; returns a function collecting their
+    PNG bytes, in order (None on a failure: the caller then draws) — or None at once when no
+    plotting process is running. The caller may work between the two."""
     with _lock:
         plotter = _plotter
     if plotter is None or not plotter.alive() or not requests:
@@ -124,11 +121,10 @@ def submit(requests: list[tuple[str, tuple, dict]]) -> Any:
     sender.start()
 
     def collect() -> list[bytes] | None:
+        # answers are read while requests may still be going out (not after joining the
+        # sender: both ends could then wait on a full pipe); a broken pipe ends both
         out = []
         try:
-            sender.join()
-            if failed:
-                raise OSError(str(failed[0]))
             for _ in requests:
                 status, value = plotter.conn.recv()
                 if status != "ok":
@@ -138,6 +134,7 @@ def submit(requests: list[tuple[str, tuple, dict]]) -> Any:
         except (EOFError, OSError):
             stop()
             return None
-        return out
+        sender.join()
+        return None if failed else out
 
     return collect
