@@ -127,7 +127,7 @@ def _normalisation(fs: FrameSet, method: str, channels: int) -> tuple[np.ndarray
     n = len(fs)
     if method in ("none", "local"):
         return np.ones((channels, n)), np.zeros((channels, n))
-    # medians of ~1 M pixels a frame, two at a time (numpy's partition releases the GIL)
+    # medians of ~0.5 M pixels a frame, two at a time (numpy's partition releases the GIL)
     with ThreadPoolExecutor(max_workers=2) as pool:
         stats = list(pool.map(lambda i: _frame_stats(fs, i), range(n)))
     a = np.empty((channels, n))

@@ -33,7 +33,8 @@ NORMALIZATIONS = (
     "local",
 )
 MAD_TO_SIGMA = 1.482602218505602
-_SAMPLE_PIXELS = 1 << 20
+# half a million pixels: median and MAD within ~0.2 % of σ, in half the time of a million
+_SAMPLE_PIXELS = 1 << 19
 
 
 def robust_stats(x: np.ndarray) -> tuple[float, float, float]:
@@ -49,7 +50,7 @@ def robust_stats(x: np.ndarray) -> tuple[float, float, float]:
     return m, s, noise_estimate(x)
 
 
-_NOISE_PIXELS = 1 << 20
+_NOISE_PIXELS = 1 << 19
 
 
 def noise_estimate(x: np.ndarray) -> float:
@@ -59,7 +60,7 @@ def noise_estimate(x: np.ndarray) -> float:
         return float(np.mean([noise_estimate(c) for c in x]))
     if x.shape[-1] < 2:
         return float("nan")
-    # ~1e6 differences estimate σ within ~0.1 %: a big image is sampled every k-th row
+    # ~5e5 differences estimate σ within ~0.15 %: a big image is sampled every k-th row
     step = max(1, x.shape[-2] * x.shape[-1] // _NOISE_PIXELS)
     d = np.diff(x[::step], axis=-1)
     d = d[np.isfinite(d)]
