@@ -62,6 +62,7 @@ def timed(cmd: list[str], cwd: str | Path) -> tuple[float, float, float, str]:
     after a fork count once), sampled every 0.2 s with psutil, sums the whole tree."""
     import psutil
 
+    os.sync()  # the previous step's dirty pages are not flushed on this one's time
     t = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         p = subprocess.Popen(["/usr/bin/time", "-v", *cmd], cwd=cwd, stdout=out, stderr=err)

@@ -84,6 +84,7 @@ close
 
 def timed(cmd: list[str], cwd: str) -> tuple[float, float, str]:
     """(wall s, peak RSS MB, output) of a command under GNU time."""
+    os.sync()  # the previous step's dirty pages are not flushed on this one's time
     t = time.perf_counter()
     p = subprocess.run(
         ["/usr/bin/time", "-v", *cmd], cwd=cwd, capture_output=True, text=True, check=False
