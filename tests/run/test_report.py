@@ -538,3 +538,32 @@ def test_a_run_calling_report_warms_a_plotter_and_stops_it(tmp_path, monkeypatch
     assert len(seen) == 1 and plotter._plotter is None  # stopped when the run ended
     pxlang.evaluate("1 + 1")
     assert len(seen) == 1  # a script without report() starts none
+
+
+def test_the_plotting_process_ends_when_its_run_is_killed():
+    # a run killed with SIGKILL (no cleanup at all) leaves no plotting process behind
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import os, signal\n"
+        "from pxlang.run import plotter\n"
+        "plotter.start()\n"
+        "print(plotter._plotter.proc.pid, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    pid = int(r.stdout.split()[0])
+
+    def alive() -> bool:
+        try:
+            with open(f"/proc/{pid}/status") as fh:
+                return "zombie" not in fh.read()
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 20
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive()
