@@ -68,6 +68,16 @@ def _ref_index(ctx: CallContext, fs: FrameSet, reference: Any, counts: list[int]
     return best if best is not None else int(np.argmax(counts))
 
 
+def _warm_resampling() -> None:
+    """numba started and the resampling kernels loaded here while the workers detect stars:
+    this process resamples the frames next (numba's first call alone takes ~0.35 s)."""
+    from ..process.interpolation import warp
+
+    tiny = np.zeros((16, 16), np.float32)
+    warp(tiny, np.eye(3), separable=True)
+    warp(tiny, np.eye(3), separable=False)
+
+
 @builtin(
     "register",
     category="lights",
@@ -125,6 +135,9 @@ def register(
         star_lists = [_known_xy(ctx, fs, i, keys[i], threshold, fast) for i in range(n)]
     todo = [i for i in range(n) if star_lists[i] is None]
     if todo:  # frames measure() did not see: find their stars
+        from ..run.executor import meanwhile
+
+        meanwhile(_warm_resampling)
         with stage(ctx.options, "stars", len(todo)) as advance:
             found = _parallel(
                 lambda k: _detect_xy(ctx, fs, todo[k], keys[todo[k]], threshold, fast),

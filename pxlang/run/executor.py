@@ -88,6 +88,21 @@ def _ticked(result: Any, tick: Advance) -> Any:
 
 
 _TASK: dict[str, Callable[[int], Any]] = {}
+_MEANWHILE: list[Callable[[], None]] = []
+
+
+def meanwhile(job: Callable[[], None]) -> None:
+    """Run ``job`` in this process while the workers of the next local ``map`` work (after
+    they are forked: no thread is started, so no fork happens with a lock held): a warm-up
+    for what this process does next. Dropped when that ``map`` has no forked workers."""
+    _MEANWHILE.append(job)
+
+
+def _run_meanwhile() -> None:
+    jobs = list(_MEANWHILE)
+    _MEANWHILE.clear()
+    for job in jobs:
+        job()
 
 
 def _run_task(i: int) -> Any:
@@ -117,6 +132,7 @@ class LocalExecutor(Executor):
     def map(self, fn: Callable[[int], Any], n: int, advance: Advance | None = None) -> list[Any]:
         tick = advance if advance is not None else (lambda k=1: None)
         if n <= 1 or self._workers <= 1:
+            _MEANWHILE.clear()
             return _serial(fn, n, tick)
         import multiprocessing
 
@@ -135,7 +151,9 @@ class LocalExecutor(Executor):
                 # a resampling, a closed dask client's loop); the children never use them.
                 warnings.simplefilter("ignore", DeprecationWarning)
                 with ProcessPoolExecutor(max_workers=self._workers, mp_context=mp) as pool:
-                    return [_ticked(r, tick) for r in pool.map(_run_task, range(n))]
+                    results = pool.map(_run_task, range(n))  # the workers are forked now
+                    _run_meanwhile()
+                    return [_ticked(r, tick) for r in results]
         finally:
             _TASK.pop("fn", None)
 
