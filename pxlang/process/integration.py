@@ -255,7 +255,8 @@ def integrate(
     # per-pixel counts for the maps (16 bits suffice below 65535 frames); without maps on
     # this machine the percentages need only their sums (24 MB less for a 2048² master)
     count_type = np.uint16 if n < 65535 else np.int32
-    counts_shape = (channels, h, w) if maps or on_cluster else (channels, 0, w)
+    per_pixel = bool(maps or on_cluster)
+    counts_shape = (channels, h, w) if per_pixel else (channels, 0, w)
     nlow = np.empty(counts_shape, count_type)
     nhigh = np.empty(counts_shape, count_type)
     nvalid = np.empty(counts_shape, count_type)
@@ -315,7 +316,7 @@ def integrate(
                     frame_masks=None if writer is None else writer.masks(r1 - r0),
                 )
                 out[c, r0:r1] = res[0]
-                if nvalid.shape[1]:
+                if per_pixel:
                     nlow[c, r0:r1], nhigh[c, r0:r1], nvalid[c, r0:r1] = res[1:]
                 else:
                     sums += [int(a.sum(dtype=np.int64)) for a in res[1:]]
@@ -331,7 +332,7 @@ def integrate(
         raise ValueError(f"'{fs.name(bad)}' holds no data: every pixel is NaN")
 
     data = out[0] if channels == 1 else out
-    if nvalid.shape[1]:
+    if per_pixel:
         sums = np.array([a.sum(dtype=np.int64) for a in (nlow, nhigh, nvalid)])
     total = max(int(sums[2]), 1)
     pct_low = 100.0 * float(sums[0]) / total

@@ -521,11 +521,15 @@ def _draw_warm(
     return out
 
 
-def _matplotlib_job(draw: Any, name: str, *args: Any, **kwargs: Any) -> Any:
-    """Mark a drawing as needing matplotlib, with its request for the plotting process
-    (a function of this module by name, plain arguments)."""
-    draw.uses_matplotlib = True
-    draw.request = (name, args, kwargs)
+def _matplotlib_job(name: str, *args: Any, **kwargs: Any) -> Any:
+    """A drawing with matplotlib: the plotting function of this module called ``name``, with
+    plain arguments — the same request goes to the plotting process when there is one."""
+
+    def draw() -> bytes:
+        return globals()[name](*args, **kwargs)
+
+    draw.uses_matplotlib = True  # type: ignore[attr-defined]
+    draw.request = (name, args, kwargs)  # type: ignore[attr-defined]
     return draw
 
 
@@ -634,16 +638,7 @@ def write_report(
             (
                 path,
                 key,
-                _matplotlib_job(
-                    lambda f=filt, g=group: subframes_png(
-                        f, g, reference=reference, approve=approve
-                    ),
-                    "subframes_png",
-                    filt,
-                    group,
-                    reference=reference,
-                    approve=approve,
-                ),
+                _matplotlib_job("subframes_png", filt, group, reference=reference, approve=approve),
             )
         )
         subframe_plots[filt] = path.relative_to(out).as_posix()

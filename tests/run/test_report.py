@@ -474,11 +474,9 @@ def test_left_out_frames_counted_apart_from_unreadable_files(tmp_path):
 
 
 @pytest.mark.parametrize("n_plots, n_previews", [(0, 2), (2, 0), (1, 1), (2, 7), (4, 4), (5, 0)])
-def test_drawings_split_between_two_processes_come_back_in_order(n_plots, n_previews):
-    draws = [
-        rep._matplotlib_job(lambda k=k: f"plot {k}".encode(), "subframes_png")
-        for k in range(n_plots)
-    ]
+def test_drawings_split_between_two_processes_come_back_in_order(n_plots, n_previews, monkeypatch):
+    monkeypatch.setattr(rep, "subframes_png", lambda k: f"plot {k}".encode())
+    draws = [rep._matplotlib_job("subframes_png", k) for k in range(n_plots)]
     draws += [lambda k=k: f"preview {k}".encode() for k in range(n_previews)]
     ticks = []
     got = rep._draw_all(draws, lambda n=1: ticks.append(n))
