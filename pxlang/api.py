@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from . import runtrace
 from .lang import ast
 from .lang.errors import PxError, PxIOError, PxTypeError
 from .lang.functions import CallContext, FunctionSpec
@@ -41,7 +42,10 @@ def module_loader(name: str, base_dir: str) -> tuple[str, str] | None:
         return None
     for folder in (Path(base_dir), stdlib_dir()):
         path = folder / f"{name}.px"
-        if path.is_file():
+        found = path.is_file()
+        runtrace.listed("exists", path, found)
+        if found:
+            runtrace.read(path)
             return path.read_text(encoding="utf-8"), str(path)
     return None
 
@@ -71,6 +75,7 @@ def _interpreter(
         options={"_wrap_image": wrap_image, **dict(options or {})},
         module_loader=module_loader,
         names=_bind_images(images or {}, base_dir),
+        warn=_warn,
     )
 
 
@@ -196,6 +201,52 @@ def evaluate(
         for cleanup in cleanups:
             cleanup()
     return value
+
+
+def run_workflow(
+    source: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    path: str | None = None,
+    options: Mapping[str, Any] | None = None,
+    force: bool = False,
+) -> bool:
+    """Run a script for what it writes (``pxlang run``, ``pxlang demo``): as ``evaluate``,
+    but when nothing it read, listed or wrote last time has changed since (see
+    ``run/uptodate.py``) only its printed lines are shown again. Returns False when the run
+    was skipped. ``force`` runs it anyway (its steps still reuse their cached results)."""
+    from .run import uptodate
+
+    opts = dict(options or {})
+    base = str(opts.get("base_dir") or "") or (
+        os.path.dirname(os.path.abspath(path)) if path else os.getcwd()
+    )
+    if opts.get("cache", True) is False:  # no cache, no record
+        evaluate(source, params=params, path=path, options=opts)
+        return True
+    root = uptodate.cache_root(opts, base)
+    key = uptodate.run_key(source, path, params, opts, base)
+    record = None if force else uptodate.unchanged(root, key)
+    if record is not None:
+        if not opts.get("quiet"):
+            import sys
+
+            for line in record["said"]:
+                print(line, file=sys.stderr)
+            print(uptodate.summary(record), file=sys.stderr, flush=True)
+        return False
+    with runtrace.tracing(ignore=[root]) as trace:
+        evaluate(source, params=params, path=path, options=opts)
+    uptodate.keep(root, key, trace)
+    return True
+
+
+def _warn(message: str) -> None:
+    """Script warnings: on stderr, and recorded for an up-to-date re-run to show again."""
+    import sys
+
+    runtrace.said(f"warning: {message}")
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def _prepare(tree: ast.Script) -> list[Any]:

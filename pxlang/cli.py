@@ -27,6 +27,12 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
+FORCE_HELP = (
+    "run even when nothing it read or wrote changed since its last run (which is otherwise "
+    "skipped); its steps still reuse their cached results"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="pxlang", description="A PixelMath-style language for astrophotography.")
     p.add_argument("--version", action="version", version=f"pxlang {__version__}")
@@ -74,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
         "same paths (a shared filesystem); needs pip install 'pxlang[dask]'",
     )
     r.add_argument("--no-truncate", action="store_true", help="image arithmetic is not clamped")
+    r.add_argument("--force", action="store_true", help=FORCE_HELP)
     r.add_argument(
         "--cache",
         metavar="DIR",
@@ -95,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("dir", nargs="?", default="pxlang-demo")
     d.add_argument("--quiet", action="store_true", help="no progress output")
     d.add_argument("--seed", type=int, default=0, help="seed of the synthetic night")
+    d.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     lib = sub.add_parser("library", help="calibration library: add DIR… | list")
     lib.add_argument("args", nargs=argparse.REMAINDER)
@@ -343,7 +351,7 @@ def resolve_script(name: str) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .api import evaluate
+    from .api import run_workflow
     from .lang.errors import PxIOError
 
     params = _parse_params(args.params)
@@ -369,7 +377,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         options["base_dir"] = os.getcwd()
     if args.cache:
         options["cache_dir"] = os.path.abspath(args.cache)
-    evaluate(text, params=params, path=path, options=options)
+    run_workflow(text, params=params, path=path, options=options, force=args.force)
     return EXIT_OK
 
 
@@ -389,7 +397,7 @@ def cmd_repl(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .run.demo import run_demo
 
-    return run_demo(args.dir, quiet=args.quiet, seed=args.seed)
+    return run_demo(args.dir, quiet=args.quiet, seed=args.seed, force=args.force)
 
 
 def cmd_library(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import runtrace
 from ..image.frameset import FrameSet
 from ..image.store import Image
 from ..lang.errors import PxProcessError
@@ -685,7 +686,10 @@ def debayer(
     if isinstance(frames, str):
         import glob
 
-        paths = sorted(glob.glob(ctx.resolve_path(frames))) or [ctx.resolve_path(frames)]
+        pattern = ctx.resolve_path(frames)
+        paths = sorted(glob.glob(pattern))
+        runtrace.listed("glob", pattern, paths)
+        paths = paths or [pattern]
         out = []
         for p in paths:
             if not _RAW_EXT.search(p):

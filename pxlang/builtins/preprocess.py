@@ -25,13 +25,9 @@ from .registry import builtin
 def _cache_dir(ctx: CallContext) -> str:
     """Where derived frames go: the run's cache folder, else $PXLANG_CACHE, else a hidden
     folder next to the script."""
-    opt = ctx.options.get("cache_dir")
-    if opt:
-        return os.path.join(str(opt), "frames")
-    env = os.environ.get("PXLANG_CACHE")
-    if env:
-        return os.path.join(env, "frames")
-    return os.path.join(ctx.base_dir, ".pxlang-cache", "frames")
+    from ..run.uptodate import cache_root
+
+    return os.path.join(cache_root(ctx.options, ctx.base_dir), "frames")
 
 
 # ---------------------------------------------------------------------------- cached results

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import runtrace
 from ..image.store import Image
 from ..lang.functions import CallContext
 from .registry import builtin
@@ -117,6 +118,8 @@ def show(ctx: CallContext, image: Image, path: str | None = None, view: bool = T
     written = io.save(Image(stretched, image.header), target, provenance=ctx.provenance)
     written = os.path.abspath(written)
     opened = open_viewer(written) if view else False
+    if opened:
+        runtrace.volatile("show() opened a viewer")
     if not ctx.options.get("repl"):  # the REPL shows the returned path itself
         from ..run.progress import log
 

@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from .. import runtrace
 from ..image.frameset import FrameSet, header_value
 from ..image.store import Image
 from ..lang.errors import PxTypeError
@@ -98,7 +99,10 @@ def warning(ctx: CallContext, *values: Any) -> None:
 @builtin("exists", category=CAT, example='exists("bias/")')
 def exists(ctx: CallContext, name: str) -> float:
     """1 if the file or folder exists (relative to the script's folder), else 0."""
-    return float(os.path.exists(ctx.resolve_path(name)))
+    path = ctx.resolve_path(name)
+    found = os.path.exists(path)
+    runtrace.listed("exists", path, found)
+    return float(found)
 
 
 def _as_list(value: Any) -> list:

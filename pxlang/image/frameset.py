@@ -29,9 +29,11 @@ from typing import Any
 
 import numpy as np
 
+from pxlang import runtrace
 from pxlang.lang.errors import PxIOError
 
 from . import fits, io
+from .listing import image_files
 from .store import Image
 
 # File name suffixes of materialised frames, as PixInsight names them (_c calibrated,
@@ -39,7 +41,6 @@ from .store import Image
 _SUFFIXES = {"calibrated": "_c", "cosmetic": "_cc"}
 # Per-frame operations that keep the frame's shape (others are asked: see FrameSet.shape).
 _SAME_SHAPE = frozenset({"calibrated", "cosmetic", "registered", "normalized"})
-IMAGE_EXTENSIONS = (".fits", ".fit", ".fts", ".xisf", ".fits.gz", ".fit.gz", ".fts.gz")
 
 # ---------------------------------------------------------------------------- header matching
 
@@ -157,6 +158,7 @@ _HEADERS_MAX = 20000
 def cached_header(path: str) -> Any:
     """``io.read_header(path)``, remembered while the file's size and mtime are unchanged."""
     key = os.path.abspath(path)
+    runtrace.read(key)
     try:
         st = os.stat(key)
     except OSError:
@@ -228,6 +230,8 @@ class FrameSet:
     @classmethod
     def from_paths(cls, paths: Sequence[str], source: str = "", sort: bool = True) -> FrameSet:
         frames = [Frame(os.fspath(p)) for p in paths]
+        for f in frames:
+            runtrace.read(f.path)
         if sort:
             frames.sort(key=_date_key)
         return cls(frames, source=source)
@@ -595,21 +599,6 @@ def _copy_float_rows(path: str, r0: int, r1: int, out: np.ndarray) -> bool:
 # ---------------------------------------------------------------------------- files()
 
 
-def _expand(pattern: str) -> tuple[list[str], str]:
-    """Image files for a glob pattern or a folder (searched recursively)."""
-    if os.path.isdir(pattern):
-        found = []
-        for root, dirs, names in os.walk(pattern):
-            # hidden folders (.pxlang-cache of derived frames, .git...) are not frames
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for n in sorted(names):
-                if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith("."):
-                    found.append(os.path.join(root, n))
-        return found, "folder"
-    matches = sorted(glob.glob(pattern, recursive=True))
-    return [m for m in matches if os.path.isfile(m)], "pattern"
-
-
 _WARNED: set[tuple[str, int, int]] = set()  # unreadable files already reported by this process
 
 
@@ -699,7 +688,8 @@ def files(
     first file's.
     """
     pattern = os.fspath(pattern)
-    paths, kind = _expand(pattern)
+    paths, kind = image_files(pattern)
+    runtrace.listed("tree", pattern, paths)
     shown = display or pattern
     if paths:
         readable, skipped = _readable(paths, shown, warn)

@@ -28,6 +28,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from pxlang import runtrace
 from pxlang._version import __version__
 from pxlang.lang.errors import PxIOError
 
@@ -248,6 +249,7 @@ def load(path: str, *, name: str | None = None) -> Image:
     truncated, not a 2-D mono/RGB image, or holds nothing but NaN.
     """
     path = os.fspath(path)
+    runtrace.read(path)
     fmt = format_of(path)
     if fmt == "fits":
         data, header = _read_fits(path)
@@ -277,6 +279,7 @@ def read_header(path: str) -> Any:
     SIMPLE/BITPIX/NAXISn for the stored sample type and shape.
     """
     path = os.fspath(path)
+    runtrace.read(path)
     fmt = format_of(path)
     if fmt == "fits":
         return fits.layout(path).header.copy()
@@ -296,6 +299,7 @@ def read_header(path: str) -> Any:
 def image_shape(path: str) -> tuple[int, ...]:
     """pxlang's shape of the image in a file, (H, W) or (3, H, W), from its header only."""
     path = os.fspath(path)
+    runtrace.read(path)
     fmt = format_of(path)
     if fmt == "fits":
         return fits.layout(path).shape
@@ -325,6 +329,7 @@ def read_rows(path: str, r0: int, r1: int) -> np.ndarray:
     map; other files are loaded whole. Equals ``load(path).data[..., r0:r1, :]``.
     """
     path = os.fspath(path)
+    runtrace.read(path)
     fmt = format_of(path)
     rows = slice(r0, r1)
     if fmt == "fits":
@@ -468,6 +473,7 @@ def save(
             _write_tiff(fh, data, hdr, bits, compression)
         else:
             _write_preview(fh, data, hdr, bits, fmt)
+    runtrace.wrote(path)
     return path
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import runtrace
 from . import ast
 from .errors import PxError, PxRuntimeError, PxTypeError
 from .functions import PIXEL, CallContext, FunctionSpec, PixelGeometry
@@ -865,6 +866,8 @@ class PixelEvaluator:
         self.ctx.pixel = geo
         if self.ctx.rng is None and spec.extra.get("varying") == "random":
             self.ctx.rng = np.random.default_rng(self.options.seed)
+            if self.options.seed is None:
+                runtrace.volatile("random numbers without a seed")
         try:
             value = spec.call(self.ctx, args, {})
         except PxError as e:

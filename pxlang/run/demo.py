@@ -10,15 +10,16 @@ import time
 from pathlib import Path
 
 
-def run_demo(folder: str, *, quiet: bool = False, seed: int = 0) -> int:
-    from ..api import evaluate, stdlib_dir
-    from ..synthetic import make_night
+def run_demo(folder: str, *, quiet: bool = False, seed: int = 0, force: bool = False) -> int:
+    from ..api import run_workflow, stdlib_dir
 
     root = Path(folder).resolve()
     raw, out = root / "raw", root / "out"
     say = (lambda *a: None) if quiet else (lambda *a: print(*a, file=sys.stderr, flush=True))
     t0 = time.perf_counter()
     if not any(raw.glob("*.fits")):
+        from ..synthetic import make_night
+
         say(f"making a synthetic night in {raw} …")
         truth = make_night(raw, seed=seed)
         truth.to_json(root / "truth.json")  # ground truth, kept out of the raw folder
@@ -29,8 +30,12 @@ def run_demo(folder: str, *, quiet: bool = False, seed: int = 0) -> int:
     ):
         script = stdlib_dir() / f"{name}.px"
         say(f"running {name} …")
-        evaluate(
-            script.read_text(encoding="utf-8"), params=params, path=str(script), options=options
+        run_workflow(
+            script.read_text(encoding="utf-8"),
+            params=params,
+            path=str(script),
+            options=options,
+            force=force,
         )
     elapsed = time.perf_counter() - t0
     print(f"masters:      {out}  ({', '.join(sorted(p.name for p in out.glob('*.fits')))})")

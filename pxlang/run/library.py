@@ -25,6 +25,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from pxlang import runtrace
 from pxlang.lang.errors import PxError, PxIOError
 
 KINDS = ("bias", "dark", "flat", "darkflat")
@@ -48,6 +49,8 @@ def index_path(path: str | None = None) -> str:
 
 
 def _load(path: str) -> dict[str, Any]:
+    runtrace.listed("exists", path, os.path.exists(path))
+    runtrace.read(path)
     if not os.path.exists(path):
         return {"version": 1, "masters": []}
     try:
@@ -114,7 +117,7 @@ def describe_header(header: Any, path: str | None = None) -> dict[str, Any]:
 def add(dirs: list[str], path: str | None = None) -> list[dict[str, Any]]:
     """Index every master found in ``dirs`` (recursively); returns the entries added."""
     from pxlang.image import io
-    from pxlang.image.frameset import IMAGE_EXTENSIONS
+    from pxlang.image.listing import IMAGE_EXTENSIONS
 
     ipath = index_path(path)
     data = _load(ipath)

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
+from pxlang import runtrace
+
 _LINE_EVERY = 10.0  # seconds between plain progress lines
 _QUIET: Mapping[str, Any] = {"quiet": True}
 _RUN: ContextVar[Mapping[str, Any] | None] = ContextVar("pxlang_run_options", default=None)
@@ -92,5 +94,6 @@ def stage(
 
 def log(options: Mapping[str, Any] | None, message: str) -> None:
     """One line of workflow information (silent with --quiet)."""
+    runtrace.said(message)
     if not (options or {}).get("quiet"):
         print(message, file=sys.stderr, flush=True)

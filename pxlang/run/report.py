@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from pxlang import runtrace
 from pxlang._version import __version__
 
 PREVIEW_MAX_SIDE = 1200  # long side of a master preview, pixels
@@ -690,6 +691,9 @@ def write_report(
         "extra": extra,
     }
     doc = _plain(doc)
+    # the run's outputs, whether written now or kept from a run that made the same
+    for p in [json_path] + [p for p, _, _ in jobs]:
+        runtrace.wrote(p)
     content = _digest("report", {k: v for k, v in doc.items() if k != "date"})
     if before.get("content") == content and not drawn:
         return {"json": str(json_path), "plots": [str(p) for p, _, _ in jobs], "drawn": []}
