@@ -190,7 +190,7 @@ def files(ctx: CallContext, pattern: str, required: bool = True, **header: Any) 
 
     filters = {k.replace("_", "-") if k.upper() in _DASHED else k: v for k, v in header.items()}
     try:
-        return _files(ctx.resolve_path(pattern), display=pattern, **filters)
+        return _files(ctx.resolve_path(pattern), display=pattern, warn=ctx.warning, **filters)
     except PxError:
         if required:
             raise

@@ -180,3 +180,13 @@ def test_pxlang_run_twice_from_the_command_line(night):
     assert quiet.returncode == 0 and quiet.stderr == ""
     forced = subprocess.run(cmd + ["--force"], capture_output=True, text=True, timeout=120)
     assert forced.returncode == 0 and "up to date" not in forced.stderr
+
+
+def test_warnings_are_shown_again_when_skipped(night, capsys):
+    (night / "raw" / "broken.fits").write_bytes(b"SIMPLE  =                    T" + b" " * 50)
+    assert _run(night) is True
+    first = capsys.readouterr().err
+    assert _run(night) is False
+    again = capsys.readouterr().err
+    assert "broken.fits" in first
+    assert "broken.fits" in again and "up to date" in again
