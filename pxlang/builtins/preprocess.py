@@ -260,6 +260,7 @@ def integrate(
             return hit
     from ..process import integration  # numba and scipy: only when something is computed
     from ..run.executor import executor_for
+    from ..run.progress import stage
 
     frame_maps = [_frame_map_path(ctx, fs, i, key) for i in range(n)] if record else None
     try:
@@ -275,6 +276,7 @@ def integrate(
             maps=maps,
             frame_maps=frame_maps,
             executor=executor_for(ctx.options),  # bands as tasks on the run's cluster, if any
+            progress=lambda total: stage(ctx.options, "integrate", total),
         )
     except (PxError, ValueError) as exc:
         for p in frame_maps or ():

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -187,6 +187,7 @@ def integrate(
     esd_relaxation: float = rj.ESD_LOW_RELAXATION,
     frame_maps: Sequence[str] | None = None,
     executor: Any = None,
+    progress: Callable[[int], contextlib.AbstractContextManager[Callable[..., None]]] | None = None,
 ) -> Image | tuple[Image, Image, Image]:
     """Integrate frames into one image, out of core.
 
@@ -202,7 +203,7 @@ def integrate(
         ``(band, r0, r1) -> band`` attached by local normalisation).
     weights : "none" | "noise" (inverse variance) | "exposure" (EXPTIME) | "meta"
         (``meta["weight"]``) | a header keyword or measured-property name | a list.
-    memory : bytes for the bands (default: an eighth of the available RAM, at most 64 MB).
+    memory : bytes for the bands (default: 16 MB, see ``default_memory``).
     maps : also return the low and high rejection maps (fraction of values rejected).
     frame_maps : one file path per frame: each frame's own rejected pixels (which of its
         values were rejected low and high, in its own geometry) are written there, band by
@@ -211,6 +212,8 @@ def integrate(
     executor : where to run (``pxlang.run.executor``); a distributed one (a dask cluster)
         gets derived frames written to files and one task per band of rows (``_band_task``),
         the same results as here. None or a local one: the double-buffered loop below.
+    progress : ``progress(total)`` gives a context whose value, ``advance()``, is called
+        once per band of rows done (``pxlang.run.progress.stage`` fits); None: silent.
 
     Returns
     -------
@@ -278,6 +281,8 @@ def integrate(
         poisson_k = _poisson_k(fs, bufs[0], rows, local, scale, offset)
 
     starts = list(range(0, h, rows))
+    if progress is None:
+        progress = _silent
     if on_cluster:
         # one task per band on the cluster; nothing is left for the local loop below
         kernel = {
@@ -292,9 +297,9 @@ def integrate(
             "poisson_k": poisson_k,
         }
         arrays = (out, nlow, nhigh, nvalid)
-        seen |= _integrate_on_cluster(executor, fs, local, rows, kernel, arrays, writer)
+        seen |= _integrate_on_cluster(executor, fs, local, rows, kernel, arrays, writer, progress)
         starts = []
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    with ThreadPoolExecutor(max_workers=1) as pool, progress(len(starts)) as advance:
         pending = pool.submit(fill, 0, starts[0], min(h, starts[0] + rows)) if starts else None
         for k, r0 in enumerate(starts):
             r1 = min(h, r0 + rows)
@@ -326,6 +331,7 @@ def integrate(
                     writer.pack(c, r1 - r0)
             if writer is not None:
                 writer.write(r1 - r0)
+            advance()
     bufs.clear()
     if writer is not None:
         writer.close()
@@ -361,6 +367,11 @@ def integrate(
         Image(sq(lmap), None, name="rejection_low"),
         Image(sq(hmap), None, name="rejection_high"),
     )
+
+
+@contextlib.contextmanager
+def _silent(total: int) -> Any:
+    yield lambda n=1: None
 
 
 def _read_band(
@@ -548,6 +559,7 @@ def _integrate_on_cluster(
     kernel: dict[str, Any],
     arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     writer: FrameMapWriter | None,
+    progress: Callable[[int], contextlib.AbstractContextManager[Callable[..., None]]],
 ) -> np.ndarray:
     """The band loop of ``integrate`` as tasks (``executor.map``): the workers get the
     frames as file paths (derived frames are already in the cache folder; frames held in
@@ -579,7 +591,8 @@ def _integrate_on_cluster(
         "kernel": kernel,
     }
     seen = np.zeros(n, bool)
-    results = executor.map(functools.partial(_band_task, spec), len(bands))
+    with progress(len(bands)) as advance:
+        results = executor.map(functools.partial(_band_task, spec), len(bands), advance)
     for (r0, r1), (o, lo, hi, va, s, packed) in zip(bands, results):
         out[:, r0:r1], nlow[:, r0:r1], nhigh[:, r0:r1], nvalid[:, r0:r1] = o, lo, hi, va
         seen |= s

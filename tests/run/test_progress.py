@@ -86,3 +86,19 @@ def test_bars_render_on_a_real_pty():
     assert proc.returncode == 0
     assert "normalize" in shown and "5/5" in shown and "\x1b[" in shown
     assert out == b""
+
+
+def test_integration_reports_its_bands(tmp_path, capsys):
+    """integrate() in a script: one 'integrate' stage, one step per band of rows (1 MB for
+    two bands of 8 frames 2048 wide: 8 rows a band, 5 bands for 40 rows)."""
+    import numpy as np
+
+    from pxlang.api import evaluate
+
+    rng = np.random.default_rng(3)
+    frames = {f"f{i}": rng.normal(0.5, 0.01, (40, 2048)).astype(np.float32) for i in range(8)}
+    names = ", ".join(frames)
+    evaluate(f"m = integrate([{names}], memory=1)", frames, options={})
+    err = capsys.readouterr().err.splitlines()
+    assert "integrate: 5 to do" in err
+    assert any(line.startswith("integrate: 5/5 done in ") for line in err)
