@@ -40,6 +40,8 @@ def default_memory() -> int:
     """Default memory budget for bands: an eighth of the RAM available, 32 MB to 64 MB.
 
     Bands of a few hundred rows already keep the kernel busy; bigger ones only cost RAM.
+    Smaller ones cost time: 50 frames of 2048² with 16 MB bands (20 rows) took 2.6–3.1 s
+    against 2.2–2.6 s with 64 MB bands (80 rows), for 218 against 277 MB.
     """
     import psutil
 
@@ -201,7 +203,7 @@ def integrate(
         ``(band, r0, r1) -> band`` attached by local normalisation).
     weights : "none" | "noise" (inverse variance) | "exposure" (EXPTIME) | "meta"
         (``meta["weight"]``) | a header keyword or measured-property name | a list.
-    memory : bytes for the bands (default: 16 MB, see ``default_memory``).
+    memory : bytes for the bands (default: ``default_memory``, at most 64 MB).
     maps : also return the low and high rejection maps (fraction of values rejected).
     frame_maps : one file path per frame: each frame's own rejected pixels (which of its
         values were rejected low and high, in its own geometry) are written there, band by
