@@ -165,9 +165,7 @@ def evaluate(
     from .lang.parse import parse_script
 
     name = path or "<script>"
-    base = os.path.dirname(os.path.abspath(path)) if path else os.getcwd()
-    if options and options.get("base_dir"):
-        base = str(options["base_dir"])
+    base = _base_dir(path, options)
     tree = parse_script(source, name)
     check_script(
         tree, functions(), names=list(images or ()), module_loader=module_loader, base_dir=base
@@ -218,9 +216,7 @@ def run_workflow(
     from .run import uptodate
 
     opts = dict(options or {})
-    base = str(opts.get("base_dir") or "") or (
-        os.path.dirname(os.path.abspath(path)) if path else os.getcwd()
-    )
+    base = _base_dir(path, opts)
     if opts.get("cache", True) is False:  # no cache, no record
         evaluate(source, params=params, path=path, options=opts)
         return True
@@ -239,6 +235,14 @@ def run_workflow(
         evaluate(source, params=params, path=path, options=opts)
     uptodate.keep(root, key, trace)
     return True
+
+
+def _base_dir(path: str | None, options: Mapping[str, Any] | None) -> str:
+    """Where a run's relative paths start: the ``base_dir`` option, else the script's
+    folder, else the current one."""
+    if options and options.get("base_dir"):
+        return str(options["base_dir"])
+    return os.path.dirname(os.path.abspath(path)) if path else os.getcwd()
 
 
 def _warn(message: str) -> None:
