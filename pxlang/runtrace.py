@@ -5,8 +5,7 @@ the same script with the same parameters can tell that nothing it depends on cha
 The file layer reports here (``read``, ``listed``, ``wrote``); nothing is recorded unless a
 run is being traced (``tracing``), so the calls cost a list check otherwise. Paths under the
 ignored folders (the run's own cache) are not recorded: derived files, not inputs or
-outputs. Standard library only: the up-to-date check runs before anything heavy is
-imported.
+outputs. Standard library only: the up-to-date check imports it before anything heavy.
 """
 
 from __future__ import annotations

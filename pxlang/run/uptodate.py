@@ -13,8 +13,9 @@ cached results (``builtins/preprocess.py``). Files are identified as the step ca
 identifies them (path, size, mtime). Runs that used random numbers without a seed or opened
 a viewer are not kept (``runtrace.volatile``).
 
-Standard library only, so that an up-to-date run costs an interpreter start, not the
-imports of the image stack.
+This module and what it imports use the standard library only (beside ``import pxlang``
+itself, which brings numpy): an up-to-date run imports no astropy, scipy or numba and takes
+~0.1 s.
 """
 
 from __future__ import annotations
