@@ -120,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # that come after options arrive here
         if args.command == "eval" and not any(x.startswith("-") and len(x) > 1 for x in extra):
             args.files = list(args.files) + extra
+        elif args.command == "run" and all("=" in x and not x.startswith("-") for x in extra):
+            args.params = list(args.params) + extra  # NAME=VALUE after options
         else:
             parser.error("unrecognized arguments: " + " ".join(extra))
     if args.command is None:

@@ -176,6 +176,14 @@ def test_run_script_with_params(night):
     np.testing.assert_allclose(
         fits.getdata(night / "q.fits"), np.load(night / "o3.npy") * 0.25, rtol=1e-6
     )
+    # parameters after options too (argparse alone refuses them there)
+    r = pxlang("run", "s.px", "--quiet", "k=0.5", "--cache", "c", "out=h.fits", cwd=night)
+    assert r.returncode == 0, r.stderr
+    np.testing.assert_allclose(
+        fits.getdata(night / "h.fits"), np.load(night / "o3.npy") * 0.5, rtol=1e-6
+    )
+    r = pxlang("run", "s.px", "--quiet", "stray", cwd=night)
+    assert r.returncode == 2 and "unrecognized arguments: stray" in r.stderr
     r = pxlang("run", "s.px", "kk=1", cwd=night)
     assert r.returncode == 1 and "no parameter 'kk'" in r.stderr and "'k'" in r.stderr
     r = pxlang("run", "nosuch.px", cwd=night)
