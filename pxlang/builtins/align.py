@@ -698,6 +698,7 @@ def debayer(
                     span=ctx.span,
                 )
             try:
+                runtrace.read(p)
                 cfa_data, letters, meta = db.read_raw(p)
             except (ImportError, ValueError) as exc:
                 raise PxProcessError(f"debayer(): {exc}", span=ctx.span) from exc
