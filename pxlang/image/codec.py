@@ -147,6 +147,17 @@ def fits_ascii(text: str) -> str:
     return "".join(ch if 32 <= ord(ch) < 127 else " " for ch in text)
 
 
+_NOT_HEADER_TEXT = re.compile(r"[^\x20-\x7e]")
+
+
+def header_ascii(text: str) -> str:
+    """Rendered header text (whole 80-column cards) as printable ASCII, one character for
+    one so that cards and 2880-byte blocks keep their size: what a damaged or foreign header
+    brought in (bytes 0x80-0xFF read as Latin-1, control characters) becomes '?'. (Values
+    for new cards go through ``fits_ascii``, which keeps them readable, not their length.)"""
+    return _NOT_HEADER_TEXT.sub("?", text)
+
+
 def header_from_keywords(keywords: list[tuple[str, Any, str]]) -> Any:
     """A Header from (name, value, comment) triples, skipping what FITS cannot hold."""
     from astropy.io.fits import Card, Header

@@ -19,7 +19,15 @@ import numpy as np
 
 from pxlang.lang.errors import PxIOError
 
-from .codec import check_readable, clean_header, described, file_error, normalise, quantise
+from .codec import (
+    check_readable,
+    clean_header,
+    described,
+    file_error,
+    header_ascii,
+    normalise,
+    quantise,
+)
 
 _ROW_CHUNK = 1 << 20  # bytes converted at a time when writing pixels (cache-sized)
 
@@ -294,6 +302,7 @@ def write(fh: BinaryIO, data: np.ndarray, header: Any, bits: int, path: str) -> 
         warnings.simplefilter("ignore", VerifyWarning)
         out.extend(header.cards)
         text = out.tostring(sep="", endcard=True, padding=True)
+    text = header_ascii(text)
     target: BinaryIO = fh
     gz = None
     if path.lower().endswith(".gz"):

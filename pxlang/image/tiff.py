@@ -15,6 +15,7 @@ from .codec import (
     described,
     file_error,
     fits_ascii,
+    header_ascii,
     header_from_keywords,
     normalise,
     quantise,
@@ -119,8 +120,8 @@ def write(fh: BinaryIO, data: np.ndarray, header: Any, bits: int, compression: s
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", VerifyWarning)
         described.extend(header.cards)
-        text = described.tostring(sep="\n", endcard=False, padding=False)
-    lines = [ln.rstrip() for ln in text.splitlines()]
+        text = header_ascii(described.tostring(sep="", endcard=False, padding=False))
+    lines = [text[i : i + 80].rstrip() for i in range(0, len(text), 80)]  # one card a line
     tifffile.imwrite(
         fh,
         samples,

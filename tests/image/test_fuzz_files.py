@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from pxlang.image import io
@@ -57,6 +57,7 @@ def read_all(folder: str, path: str) -> None:
     edits=st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), max_size=6),
     cut=st.one_of(st.none(), st.floats(0, 1)),
 )
+@example(ext=".fits", edits=[(0.125, 128)], cut=None)  # a byte 0x80 in a header card
 def test_damaged_files_fail_cleanly(folder, ext, edits, cut):
     blob = bytearray(good(folder, ext))
     for where, value in edits:

@@ -581,3 +581,26 @@ def test_quick_header_reader_agrees_with_astropy(tmp_path):
         assert list(quick.header.items()) == list(header.items())
         assert quick.header["FILTER"] == "Ha" and quick.file_shape == (3, 4)
     assert pf._primary_header(str(ext))[0]["NAXIS"] == 0  # → astropy finds the extension
+
+
+def test_fits_header_text_outside_printable_ascii_is_written_as_question_marks(tmp_path):
+    """A header read from a damaged or foreign file may hold bytes 0x80-0xFF (read as
+    Latin-1) or control characters; FITS allows printable ASCII only: each becomes '?'
+    when the header is written again (it raised UnicodeEncodeError, found by the fuzz test)."""
+    src = tmp_path / "src.fits"
+    hdr = fits.Header()
+    hdr["OBJECT"] = "M42"
+    hdr.add_history("cafe X tab here")
+    fits.writeto(src, np.zeros((4, 5), np.float32), hdr)
+    raw = bytearray(src.read_bytes())
+    at = raw.index(b"cafe X tab here")
+    raw[at + 3] = 0xE9  # é in Latin-1
+    raw[at + 5] = 0x80
+    raw[at + 10] = 0x09  # a tab
+    src.write_bytes(bytes(raw))
+    out = tmp_path / "o.fits"
+    io.save(io.load(str(src)), str(out))
+    assert out.stat().st_size % 2880 == 0
+    back = io.read_header(str(out))
+    assert "caf? ? tab?here" in [str(h) for h in back["HISTORY"]]
+    assert back["OBJECT"] == "M42"
