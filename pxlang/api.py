@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import sys
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -225,8 +226,6 @@ def run_workflow(
     record = None if force else uptodate.unchanged(root, key)
     if record is not None:
         if not opts.get("quiet"):
-            import sys
-
             for line in record["said"]:
                 print(line, file=sys.stderr)
             print(uptodate.summary(record), file=sys.stderr, flush=True)
@@ -247,8 +246,6 @@ def _base_dir(path: str | None, options: Mapping[str, Any] | None) -> str:
 
 def _warn(message: str) -> None:
     """Script warnings: on stderr, and recorded for an up-to-date re-run to show again."""
-    import sys
-
     runtrace.said(f"warning: {message}")
     print(f"warning: {message}", file=sys.stderr, flush=True)
 

@@ -49,9 +49,10 @@ def index_path(path: str | None = None) -> str:
 
 
 def _load(path: str) -> dict[str, Any]:
-    runtrace.listed("exists", path, os.path.exists(path))
+    found = os.path.exists(path)
+    runtrace.listed("exists", path, found)
     runtrace.read(path)
-    if not os.path.exists(path):
+    if not found:
         return {"version": 1, "masters": []}
     try:
         with open(path, encoding="utf-8") as fh:

@@ -35,7 +35,8 @@ from .._version import __version__
 from ..image.listing import image_files
 
 _FORMAT = 1  # bump when what a record means changes
-RESULT_OPTIONS = ("seed", "truncate", "cache")  # options that change what a run makes
+# options that change what a run makes (a run with cache=False is not recorded at all)
+RESULT_OPTIONS = ("seed", "truncate")
 
 
 def cache_root(options: Mapping[str, Any] | None, base_dir: str) -> str:

@@ -88,7 +88,7 @@ def test_bars_render_on_a_real_pty():
     assert out == b""
 
 
-def test_integration_reports_its_bands(tmp_path, capsys):
+def test_integration_reports_its_bands(capsys):
     """integrate() in a script: one 'integrate' stage, one step per band of rows (1 MB for
     two bands of 8 frames 2048 wide: 8 rows a band, 5 bands for 40 rows)."""
     import numpy as np
