@@ -105,6 +105,12 @@ def _run_meanwhile() -> None:
         job()
 
 
+def _start_worker(parent: int) -> None:
+    from .children import die_with_parent
+
+    die_with_parent(parent)
+
+
 def _run_task(i: int) -> Any:
     # runs in a forked child: the function was put here by the parent before forking
     _one_thread()
@@ -150,7 +156,12 @@ class LocalExecutor(Executor):
                 # Python ≥ 3.12 warns when forking with threads alive (numba's idle pool after
                 # a resampling, a closed dask client's loop); the children never use them.
                 warnings.simplefilter("ignore", DeprecationWarning)
-                with ProcessPoolExecutor(max_workers=self._workers, mp_context=mp) as pool:
+                with ProcessPoolExecutor(
+                    max_workers=self._workers,
+                    mp_context=mp,
+                    initializer=_start_worker,
+                    initargs=(os.getpid(),),
+                ) as pool:
                     results = pool.map(_run_task, range(n))  # the workers are forked now
                     _run_meanwhile()
                     return [_ticked(r, tick) for r in results]

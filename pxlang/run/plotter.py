@@ -14,9 +14,12 @@ from __future__ import annotations
 import atexit
 import multiprocessing
 import os
+import signal
 import threading
 import warnings
 from typing import Any
+
+from .children import die_with_parent
 
 _lock = threading.Lock()
 _plotter: _Plotter | None = None
@@ -24,12 +27,15 @@ _plotter: _Plotter | None = None
 ALLOWED = frozenset({"subframes_png"})  # what a request may call
 
 
-def _serve(conn: Any, parent_end: Any) -> None:
+def _serve(conn: Any, parent_end: Any, parent: int) -> None:
     """The plotting process: warm matplotlib, then answer requests until the pipe closes."""
     # the fork copied the run's end of the pipe too: closed here, so that the run's death
     # (even by SIGKILL) ends this process with it (EOF) instead of leaving it waiting
     parent_end.close()
-    _die_with_parent()
+    die_with_parent(parent)
+    # Ctrl-C reaches the whole process group: the run handles it and this process ends
+    # with it (EOF), without a KeyboardInterrupt traceback of its own
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         from matplotlib.backends import backend_agg  # noqa: F401 - the import is the point
         from matplotlib.figure import Figure  # noqa: F401
@@ -54,26 +60,12 @@ def _serve(conn: Any, parent_end: Any) -> None:
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
 
 
-def _die_with_parent() -> None:
-    """On Linux, SIGTERM when the parent dies (the pipe's EOF covers the rest)."""
-    import sys
-
-    if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
-        try:
-            ctypes.CDLL("libc.so.6").prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-
-
 class _Plotter:
     def __init__(self) -> None:
         ctx = multiprocessing.get_context("fork")
         self.conn, child = ctx.Pipe()
         self.proc = ctx.Process(
-            target=_serve, args=(child, self.conn), daemon=True, name="pxlang-plots"
+            target=_serve, args=(child, self.conn, os.getpid()), daemon=True, name="pxlang-plots"
         )
         with warnings.catch_warnings():
             # Python ≥ 3.12 warns when forking with threads alive; the child uses none

@@ -149,6 +149,11 @@ def test_version_and_help(night):
     assert r.returncode == 1 and "did you mean 'mtf'" in r.stderr
     r = pxlang("help", cwd=night)
     assert r.returncode == 0 and "PixelMath functions" in r.stdout
+    # `python -m pxlang`: the same command, for a venv whose scripts are not on PATH
+    r = subprocess.run(
+        [sys.executable, "-m", "pxlang", "help", "mtf"], cwd=night, capture_output=True, text=True
+    )
+    assert r.returncode == 0 and "mtf(m, x)" in r.stdout and "usage" not in r.stderr
 
 
 def test_check_reports_file_line_col_caret_and_hint(night):

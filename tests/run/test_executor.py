@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
 
 from pxlang.run import executor as ex
 
@@ -31,3 +38,42 @@ def test_meanwhile_is_dropped_without_workers():
     assert ex.LocalExecutor(2).map(lambda i: i, 1) == [0]  # one item: no fork
     ex.LocalExecutor(2).map(lambda i: i, 3)
     assert ran == []
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_workers_end_when_their_run_is_killed(tmp_path):
+    """A run killed by SIGKILL cannot stop its forked workers; they must not stay behind,
+    waiting for work forever under init (~150 MB each in a real run)."""
+    marker = f"pxlang-killed-run-{os.getpid()}"
+    code = (
+        "import sys, time\n"
+        "from pxlang.run import executor as ex\n"
+        "ex.LocalExecutor(2).map(lambda i: time.sleep(60), 4)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, marker])
+    deadline = time.monotonic() + 30
+    while len(_running(marker)) < 3 and time.monotonic() < deadline:  # the run + 2 workers
+        time.sleep(0.05)
+    assert len(_running(marker)) == 3
+    proc.kill()
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while _running(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = _running(marker)
+    for pid in left:  # do not leave them to the next test either
+        os.kill(pid, signal.SIGKILL)
+    assert left == []
+
+
+def _running(marker: str) -> list[int]:
+    """Pids whose command line holds ``marker`` (forked workers keep their parent's)."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if marker.encode() in (d / "cmdline").read_bytes():
+                    pids.append(int(d.name))
+            except OSError:
+                pass
+    return pids
