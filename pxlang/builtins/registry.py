@@ -22,7 +22,7 @@ from typing import Any, Union, get_args, get_origin
 import numpy as np
 
 from ..lang.errors import PxTypeError
-from ..lang.functions import PIXEL, REQUIRED, CallContext, FunctionSpec, Param
+from ..lang.functions import PIXEL, REQUIRED, CallContext, FunctionSpec, Param, TextNumber
 
 REGISTRY: dict[str, FunctionSpec] = {}  # name and aliases -> spec
 
@@ -97,6 +97,8 @@ def _coerce(value: Any, param: Param, fname: str) -> Any:
     if kind == "string":
         if isinstance(value, str):
             return value
+        if isinstance(value, TextNumber):
+            return value.text
         raise PxTypeError(f"{fname}(): '{param.name}' must be a string, got {describe(value)}")
     if kind == "bool":
         if isinstance(value, (bool, int, float, np.floating, np.integer)):

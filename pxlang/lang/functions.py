@@ -17,6 +17,22 @@ REQUIRED: Any = type("Required", (), {"__repr__": lambda self: "REQUIRED"})()
 PIXEL = "pixel"
 
 
+class TextNumber(float):
+    """A number given as text on the command line (``NAME=VALUE`` for a ``param`` without a
+    default): a number in arithmetic, its text where a string is expected, so that a folder
+    named ``20240915`` or ``2025`` is still that folder."""
+
+    text: str
+
+    def __new__(cls, text: str) -> TextNumber:
+        obj = super().__new__(cls, text)
+        obj.text = text
+        return obj
+
+    def __str__(self) -> str:
+        return self.text
+
+
 @dataclass(frozen=True)
 class Param:
     name: str

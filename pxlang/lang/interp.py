@@ -13,7 +13,7 @@ from typing import Any
 
 from . import ast
 from .errors import PxError, PxNameError, PxRuntimeError, PxTypeError, did_you_mean
-from .functions import CallContext, FunctionSpec
+from .functions import CallContext, FunctionSpec, TextNumber
 from .limits import MAX_CALL_DEPTH, MAX_LOOP_ITERATIONS
 from .pixel import Options, PixelEvaluator, per_channel, to_pixel_value
 
@@ -474,7 +474,7 @@ def coerce_param(given: Any, default: Any, name: str, span: Any) -> Any:
         return [s.strip() for s in given.split(",") if s.strip()]
     if default is None:
         try:
-            return float(given)
+            return TextNumber(given)
         except ValueError:
             return given
     return given

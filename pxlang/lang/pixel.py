@@ -25,7 +25,7 @@ import numpy as np
 from .. import runtrace
 from . import ast
 from .errors import PxError, PxRuntimeError, PxTypeError
-from .functions import PIXEL, CallContext, FunctionSpec, PixelGeometry
+from .functions import PIXEL, CallContext, FunctionSpec, PixelGeometry, TextNumber
 from .limits import MAX_IMAGE_PIXELS, TILE_ELEMENTS
 
 F32_MAX = float(np.finfo(np.float32).max)
@@ -231,6 +231,9 @@ GLOBAL_OPS = {"+": {"+=", "-=", "--="}, "*": {"*=", "/="}}
 def scalar_binary(op: str, a: Any, b: Any, span: Any = None) -> Any:
     """A binary operator on non-image values: numbers, strings (``+``, comparisons), lists."""
     if isinstance(a, str) or isinstance(b, str):
+        # a command-line number beside a string is its text: "night_" + 2025
+        a = a.text if isinstance(a, TextNumber) else a
+        b = b.text if isinstance(b, TextNumber) else b
         if isinstance(a, str) and isinstance(b, str):
             if op == "+":
                 return a + b
@@ -886,6 +889,8 @@ def to_pixel_value(value: Any) -> Any:
     a list of 3 numbers stays a list (it becomes a per-channel constant only in arithmetic)."""
     if isinstance(value, bool):
         return float(value)
+    if isinstance(value, TextNumber):
+        return value  # a number that keeps its command-line text
     if isinstance(value, (int, float, np.floating, np.integer)):
         return float(value)
     if isinstance(value, np.ndarray):

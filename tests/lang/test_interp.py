@@ -86,6 +86,19 @@ def test_params_defaults_and_overrides():
     assert "'k'" in exc.value.hint
 
 
+def test_a_number_given_for_a_param_without_default_keeps_its_text(tmp_path):
+    """A folder named 20240915 or 2025 (a night's date) is a number on the command line and
+    a folder where a string is wanted: in path(), files(), string concatenation, print."""
+    text = "param input\nparam k\n[path(input, 'masters'), 'night_' + input, k * 2, input + 1]"
+    got = pxlang.evaluate(text, params={"input": "20240915", "k": "0.25"})
+    assert got == ["20240915/masters", "night_20240915", 0.5, 20240916.0]
+    (tmp_path / "2025").mkdir()
+    pxlang.save(np.zeros((4, 4), np.float32), str(tmp_path / "2025" / "a.fits"))
+    script = tmp_path / "s.px"
+    script.write_text("param input\ncount(files(input))\n")
+    assert pxlang.run_file(str(script), input="2025") == 1.0
+
+
 def test_required_param():
     with pytest.raises(PxRuntimeError, match="parameter 'input' has no default"):
         pxlang.evaluate("param input\ninput")
