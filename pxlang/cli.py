@@ -300,7 +300,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .lang.parse import parse_script
 
     status = EXIT_OK
-    for path in args.files:
+    for name in args.files:
+        path = resolve_script(name)  # a file, or a stdlib workflow by name
         try:
             with open(path, encoding="utf-8") as fh:
                 text = fh.read()
@@ -362,9 +363,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         with open(path, encoding="utf-8") as fh:
             text = fh.read()
     except FileNotFoundError:
+        from .run.workflows import did_you_mean
+
         raise PxIOError(
             f"{args.script}: no such script",
-            hint="give a .px file or a stdlib workflow name (e.g. preprocess)",
+            hint=did_you_mean(args.script)
+            or "give a .px file or a stdlib workflow name (e.g. preprocess)",
         ) from None
     except (OSError, UnicodeDecodeError) as e:
         raise PxIOError(f"{args.script}: cannot read the script ({e})") from None
@@ -385,8 +389,26 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_help(args: argparse.Namespace) -> int:
     from .builtins.docs import help_index, help_text
+    from .builtins.registry import REGISTRY
+    from .lang.errors import PxNameError
+    from .run import workflows
 
-    print(help_text(args.name) if args.name else help_index())
+    if not args.name:
+        flows = ", ".join(workflows.names())
+        print(help_index() + f"\n\nWorkflows (pxlang run NAME …; pxlang help NAME): {flows}")
+        return EXIT_OK
+    flow = workflows.help_text(args.name)
+    if flow is None:
+        try:
+            print(help_text(args.name))
+        except PxNameError as e:  # unknown: "did you mean" a built-in, else a workflow
+            if not e.hint:
+                e.hint = workflows.did_you_mean(args.name)
+            raise
+    elif args.name in REGISTRY:  # both a built-in and a workflow (combine)
+        print(f"{help_text(args.name)}\n\n{flow}")
+    else:
+        print(flow)
     return EXIT_OK
 
 

@@ -156,6 +156,25 @@ def test_version_and_help(night):
     assert r.returncode == 0 and "mtf(m, x)" in r.stdout and "usage" not in r.stderr
 
 
+def test_help_and_check_know_the_stdlib_workflows(night):
+    r = pxlang("help", "preprocess", cwd=night)
+    assert r.returncode == 0, r.stderr
+    assert "workflow preprocess" in r.stdout and "IMAGETYP" in r.stdout  # its opening comment
+    assert "    input\n" in r.stdout and 'approve = "FWHM < 6' in r.stdout  # its parameters
+    r = pxlang("help", "combine", cwd=night)  # both a built-in and a workflow: both shown
+    assert r.returncode == 0 and "combine(" in r.stdout and "workflow combine" in r.stdout
+    assert 'palette = "auto"' in r.stdout
+    r = pxlang("help", cwd=night)
+    assert "Workflows" in r.stdout and "preprocess" in r.stdout.split("Workflows")[1]
+    r = pxlang("help", "preprocss", cwd=night)
+    assert r.returncode == 1 and "did you mean the workflow 'preprocess'" in r.stderr
+    r = pxlang("run", "preproces", "input=.", "output=o", cwd=night)
+    assert r.returncode == 1 and "did you mean the workflow 'preprocess'" in r.stderr
+    r = pxlang("check", "preprocess", "combine", cwd=night)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count(": ok") == 2
+
+
 def test_check_reports_file_line_col_caret_and_hint(night):
     (night / "ok.px").write_text("x = 0.5\ny = x * 2\n")
     (night / "bad.px").write_text("x = 0.5\ny = (0.4*Ha)_(0.6*OIII)\n")
