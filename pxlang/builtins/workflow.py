@@ -10,7 +10,7 @@ from .. import runtrace
 from ..image.frameset import FrameSet, header_value
 from ..image.store import Image
 from ..lang.errors import PxTypeError
-from ..lang.functions import CallContext
+from ..lang.functions import CallContext, TextNumber
 from .registry import builtin
 
 CAT = "workflow"
@@ -82,7 +82,7 @@ def print_(ctx: CallContext, *values: Any) -> None:
     from ..run.progress import log as _log
 
     def fmt(v: Any) -> str:
-        if isinstance(v, float):
+        if isinstance(v, float) and not isinstance(v, TextNumber):
             return f"{v:g}"
         describe = getattr(v, "describe", None)
         return describe() if describe else str(v)
@@ -93,7 +93,12 @@ def print_(ctx: CallContext, *values: Any) -> None:
 @builtin("warning", category=CAT, example='warning("no flats for", "Ha")')
 def warning(ctx: CallContext, *values: Any) -> None:
     """Print a warning (shown even with --quiet)."""
-    ctx.warning(" ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in values))
+    ctx.warning(
+        " ".join(
+            f"{v:g}" if isinstance(v, float) and not isinstance(v, TextNumber) else str(v)
+            for v in values
+        )
+    )
 
 
 @builtin("exists", category=CAT, example='exists("bias/")')

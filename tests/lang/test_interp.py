@@ -86,7 +86,7 @@ def test_params_defaults_and_overrides():
     assert "'k'" in exc.value.hint
 
 
-def test_a_number_given_for_a_param_without_default_keeps_its_text(tmp_path):
+def test_a_number_given_for_a_param_without_default_keeps_its_text(tmp_path, capsys):
     """A folder named 20240915 or 2025 (a night's date) is a number on the command line and
     a folder where a string is wanted: in path(), files(), string concatenation, print."""
     text = "param input\nparam k\n[path(input, 'masters'), 'night_' + input, k * 2, input + 1]"
@@ -97,6 +97,9 @@ def test_a_number_given_for_a_param_without_default_keeps_its_text(tmp_path):
     script = tmp_path / "s.px"
     script.write_text("param input\ncount(files(input))\n")
     assert pxlang.run_file(str(script), input="2025") == 1.0
+    script.write_text('param input\nwarning("in", input)\n')
+    pxlang.run_file(str(script), input="20240915")
+    assert capsys.readouterr().err.splitlines()[-1] == "warning: in 20240915"  # not 2.02409e+07
 
 
 def test_required_param():
