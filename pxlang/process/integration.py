@@ -349,6 +349,9 @@ def integrate(
     header = _result_header(
         fs, combine, method, lowp, highp, normalization, weights, pct_low, pct_high, noise
     )
+    if channels == 3:  # debayered frames: their raw headers' CFA keywords no longer apply
+        for key in ("BAYERPAT", "XBAYROFF", "YBAYROFF", "COLORTYP"):
+            header.remove(key, ignore_missing=True, remove_all=True)
     if method == "averaged_sigma":
         for c, k in enumerate(poisson_k):
             key = "PXPOISK" if channels == 1 else f"PXPOISK{c}"

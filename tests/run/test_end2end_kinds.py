@@ -89,8 +89,10 @@ def _score(root, truth, group):
 def test_masters_and_colour_images_exist(night):
     kind, root, truth, *_ = night
     for g in truth.groups:
-        data = fits.getdata(root / "out" / f"{g}.fits")
+        data, header = fits.getdata(root / "out" / f"{g}.fits", header=True)
         assert data.shape == ((3, *SIZE) if kind == "osc" else SIZE)
+        # a debayered master is no CFA image: no Bayer keywords left to mislead a reader
+        assert "BAYERPAT" not in header and "XBAYROFF" not in header
     for palette in PALETTES[kind]:
         assert fits.getdata(root / f"colour_{palette}.fits").shape == (3, *SIZE)
         png = (root / f"colour_{palette}.png").read_bytes()
