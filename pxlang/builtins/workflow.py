@@ -9,7 +9,7 @@ from typing import Any
 from .. import runtrace
 from ..image.frameset import FrameSet, header_value
 from ..image.store import Image
-from ..lang.errors import PxTypeError
+from ..lang.errors import PxRuntimeError, PxTypeError
 from ..lang.functions import CallContext, TextNumber
 from .registry import builtin
 
@@ -90,15 +90,29 @@ def print_(ctx: CallContext, *values: Any) -> None:
     _log(ctx.options, " ".join(fmt(v) for v in values))
 
 
+def _text(values: tuple[Any, ...]) -> str:
+    return " ".join(
+        f"{v:g}" if isinstance(v, float) and not isinstance(v, TextNumber) else str(v)
+        for v in values
+    )
+
+
 @builtin("warning", category=CAT, example='warning("no flats for", "Ha")')
 def warning(ctx: CallContext, *values: Any) -> None:
     """Print a warning (shown even with --quiet)."""
-    ctx.warning(
-        " ".join(
-            f"{v:g}" if isinstance(v, float) and not isinstance(v, TextNumber) else str(v)
-            for v in values
-        )
-    )
+    ctx.warning(_text(values))
+
+
+@builtin("error", category=CAT, example='error("no palette", palette, "- use SHO, HOO or LRGB")')
+def error(ctx: CallContext, *values: Any) -> None:
+    """Stop the script with this message, at this line (the command exits with status 1)."""
+    raise PxRuntimeError(_text(values), ctx.span)
+
+
+@builtin("lower", category=CAT, example='lower(palette) == "sho"')
+def lower(text: str) -> str:
+    """The text in lower case: compare names as users type them ("sho", "SHO", "Sho")."""
+    return text.lower()
 
 
 @builtin("exists", category=CAT, example='exists("bias/")')

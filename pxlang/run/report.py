@@ -14,8 +14,10 @@
 
 Every file is written atomically (temp file, fsync, rename), the plots first and the JSON
 last: when a plot fails nothing new appears under ``report.json``. Each plot is keyed by a
-content hash of what it shows (recorded in ``report.json``); an unchanged re-run draws
-nothing and leaves every file as it was. matplotlib is imported
+content hash of what it shows, and the hash of the PNG bytes written is kept beside it
+(both in ``report.json``); an unchanged re-run whose PNGs are still exactly those bytes
+draws nothing and leaves every file as it was, while a PNG missing, damaged or replaced is
+drawn again (``force`` draws them all). matplotlib is imported
 lazily (Agg canvas, no pyplot state), only when there is a subframe plot to draw.
 """
 
@@ -552,6 +554,19 @@ def _digest(*parts: Any) -> str:
     return h.hexdigest()[:32]
 
 
+def _bytes_hash(data: bytes) -> str:
+    """The identity of a written plot: a hash of its bytes."""
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def _file_hash(path: Path) -> str | None:
+    """``_bytes_hash`` of a file's bytes; None when it cannot be read."""
+    try:
+        return _bytes_hash(path.read_bytes())
+    except OSError:
+        return None
+
+
 def _previous(json_path: Path) -> dict[str, Any]:
     """The report.json of an earlier run (empty when missing or unreadable)."""
     try:
@@ -575,6 +590,7 @@ def write_report(
     extra: dict | None = None,
     skipped: list[dict] | None = None,
     options: Mapping[str, Any] | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Write ``report.json`` and ``report/*.png`` under ``output_dir`` (see the module doc).
 
@@ -592,11 +608,14 @@ def write_report(
     extra : anything else to keep in the JSON.
     skipped : input files left out because they could not be read (``path``, ``reason``).
     options : run options (``quiet``) for the progress line of the plots drawn.
+    force : draw every plot again, even those kept from an earlier report.
 
-    Each plot is named in ``report.json`` with a hash of what it shows (``plot_keys``); a
-    re-run whose inputs are unchanged finds the same hash and the PNG in place and does not
-    draw it again (nor import matplotlib), and leaves ``report.json`` untouched when nothing
-    in it changed.
+    Each plot is named in ``report.json`` with a hash of what it shows (``plot_keys``) and
+    a hash of the PNG bytes written (``plot_files``); a re-run whose inputs are unchanged
+    finds the same key and the PNG still exactly as written, and does not draw it again
+    (nor import matplotlib), and leaves ``report.json`` untouched when nothing in it
+    changed. A PNG that is missing or differs from what was written (damaged, replaced) is
+    drawn again.
 
     Returns
     -------
@@ -613,6 +632,7 @@ def write_report(
     skipped = [dict(s) for s in (skipped or [])]
     before = _previous(json_path)
     known = before.get("plot_keys") if isinstance(before.get("plot_keys"), dict) else {}
+    written = before.get("plot_files") if isinstance(before.get("plot_files"), dict) else {}
 
     groups: dict[str, list[dict]] = {}
     for f in frames:
@@ -654,17 +674,24 @@ def write_report(
         m["preview"] = path.relative_to(out).as_posix()
 
     plot_keys = {p.relative_to(out).as_posix(): k for p, k, _ in jobs}
-    todo = [
-        (p, draw)
-        for p, k, draw in jobs
-        if known.get(p.relative_to(out).as_posix()) != k or not p.is_file()
-    ]
+    plot_files: dict[str, str] = {}  # relative path -> hash of the PNG bytes written
+    todo = []
+    for p, k, draw in jobs:
+        rel = p.relative_to(out).as_posix()
+        was = written.get(rel)
+        # kept only when it shows the same and is exactly the file this report wrote
+        if not force and known.get(rel) == k and isinstance(was, str) and _file_hash(p) == was:
+            plot_files[rel] = was
+        else:
+            todo.append((p, draw))
     drawn = []
     with stage(options, "report", len(todo)) as advance:
         images = _draw_all([draw for _, draw in todo], advance)
         for (path, _), png in zip(todo, images):
             _write_atomic(path, png)
+            plot_files[path.relative_to(out).as_posix()] = _bytes_hash(png)
             drawn.append(str(path))
+    plot_files = {rel: plot_files[rel] for rel in plot_keys}  # in the plots' order
 
     counts = {
         "frames": len(frames),
@@ -688,6 +715,7 @@ def write_report(
         "summary": _summary(groups),
         "plots": {"subframes": subframe_plots},
         "plot_keys": plot_keys,
+        "plot_files": plot_files,
         "extra": extra,
     }
     doc = _plain(doc)

@@ -175,6 +175,22 @@ def test_help_and_check_know_the_stdlib_workflows(night):
     assert r.stdout.count(": ok") == 2
 
 
+def test_combine_palette_names_as_users_type_them(night):
+    rng = np.random.default_rng(5)
+    for name in ("Ha", "OIII"):  # linear masters: dark sky, a little noise, a bright patch
+        sky = 0.02 + 0.002 * rng.standard_normal((40, 50))
+        sky[15:25, 20:30] += 0.3
+        fits.PrimaryHDU(sky.astype(np.float32)).writeto(night / f"{name}.fits", overwrite=True)
+    r = pxlang("run", "combine", "input=.", "palette=hoo", cwd=night)
+    assert r.returncode == 0, r.stderr
+    assert fits.getdata(night / "colour_HOO.fits").shape == (3, 40, 50)
+    r = pxlang("run", "combine", "input=.", "palette=XYZ", cwd=night)
+    assert r.returncode == 1 and "unknown palette XYZ" in r.stderr, r.stderr
+    (night / "OIII.fits").unlink()  # auto finds no palette for Ha alone: an error, not exit 0
+    r = pxlang("run", "combine", "input=.", cwd=night)
+    assert r.returncode == 1 and "no palette for the masters" in r.stderr, r.stderr
+
+
 def test_check_reports_file_line_col_caret_and_hint(night):
     (night / "ok.px").write_text("x = 0.5\ny = x * 2\n")
     (night / "bad.px").write_text("x = 0.5\ny = (0.4*Ha)_(0.6*OIII)\n")
