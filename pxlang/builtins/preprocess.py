@@ -178,19 +178,35 @@ _DASHED = {"CCD_TEMP", "SET_TEMP", "DATE_OBS"}  # FITS keywords with a '-' in th
     siril="convert / link",
     example='files("bias/", IMAGETYP="Bias")',
 )
-def files(ctx: CallContext, pattern: str, required: bool = True, **header: Any) -> FrameSet:
+def files(
+    ctx: CallContext,
+    pattern: str,
+    required: bool = True,
+    exclude: str | None = None,
+    **header: Any,
+) -> FrameSet:
     """A lazy frame set from a glob pattern or a folder (searched recursively for FITS and
     XISF), sorted by DATE-OBS; only headers are read, pixels when a process needs them.
     Keywords filter by any header keyword: IMAGETYP is tolerant of spelling ('Bias', 'BIAS',
     'Bias Frame', 'Master Bias' are all bias; likewise dark, flat, light), other keywords
     (FILTER, EXPTIME, GAIN, OFFSET, XBINNING, CCD-TEMP as CCD_TEMP, …) compare
     case-insensitively and numbers numerically. An empty result is an error saying what the
-    folder holds, unless ``required=false`` (then an empty set: ``count(…) == 0``)."""
+    folder holds, unless ``required=false`` (then an empty set: ``count(…) == 0``).
+    ``exclude``: a folder left out of the search (e.g. a workflow's output folder inside
+    its input folder); the run's cache folder always is."""
     from ..image.frameset import files as _files
 
     filters = {k.replace("_", "-") if k.upper() in _DASHED else k: v for k, v in header.items()}
     try:
-        return _files(ctx.resolve_path(pattern), display=pattern, warn=ctx.warning, **filters)
+        return _files(
+            ctx.resolve_path(pattern),
+            display=pattern,
+            warn=ctx.warning,
+            # the run's own cache is never input (its masters would be found as frames)
+            exclude=[os.path.dirname(_cache_dir(ctx))]
+            + ([ctx.resolve_path(exclude)] if exclude else []),
+            **filters,
+        )
     except PxError:
         if required:
             raise
@@ -415,7 +431,7 @@ def calibrate(
     ctx: CallContext,
     frames: FrameSet | Image,
     bias: Image | None = None,
-    dark: Image | None = None,
+    dark: Image | list | None = None,
     flat: Image | None = None,
     dark_optimize: bool = False,
     pedestal: float = 0.0,
@@ -424,7 +440,9 @@ def calibrate(
 ) -> FrameSet | Image:
     """Calibrate frames: subtract bias and dark (the dark scaled by EXPTIME when exposures
     differ; a dark that still holds the bias is not made to remove it twice), divide by the
-    flat normalised to its mean (per CFA colour for Bayer frames). Lazy: frames are computed
+    flat normalised to its mean (per CFA colour for Bayer frames). dark may be a list of
+    master darks, one per exposure: each frame gets the one of its EXPTIME (to 0.01 s), else
+    the nearest, scaled, with a warning naming the exposures. Lazy: frames are computed
     when used, written to `output` (a folder) only when given. dark_optimize (off by default)
     scales the dark to minimise noise, as PixInsight does for CCDs; leave it off for CMOS and
     DSLR cameras, whose amp glow does not scale. pedestal: DN (16-bit) added afterwards.
@@ -468,6 +486,17 @@ def calibrate(
 
 
 @builtin(
+    "exposure_label",
+    category="preprocess",
+    example='path("masters", "dark_" + exposure_label(300) + ".fits")',
+)
+def exposure_label(seconds: float) -> str:
+    """An exposure time as text for file names, to 0.01 s: 300 gives "300s", 0.5 "0.5s"
+    (one master dark per exposure: ``"dark_" + exposure_label(e) + ".fits"``)."""
+    return f"{float(seconds):.2f}".rstrip("0").rstrip(".") + "s"
+
+
+@builtin(
     "cosmetic",
     category="preprocess",
     aliases=("cosmetic_correction",),
@@ -481,19 +510,25 @@ def cosmetic(
     hot: str | bool = "auto",
     cold: bool = False,
     sigma: float = 5.0,
-    master_dark: Image | None = None,
+    master_dark: Image | list | None = None,
     cfa: str | bool = "auto",
 ) -> FrameSet | Image:
     """Cosmetic correction: find hot (and with cold=true, cold) pixels in the master dark, or
     else in the median of the frames (dithered stars blur out, defects stay), and replace them
     by the median of their same-colour neighbours (CFA-aware: cfa="auto" follows BAYERPAT).
     A pixel is a defect when it stands `sigma` robust sigmas above its neighbours' median and
-    above all of them, unlike a star. The number fixed is in each frame's header (COSMHOT,
-    COSMCOLD)."""
+    above all of them, unlike a star. master_dark may be a list of master darks (one per
+    exposure): the one of the first frame's EXPTIME, else the nearest, is used. The number
+    fixed is in each frame's header (COSMHOT, COSMCOLD)."""
+    from ..process import calibration
     from ..process import cosmetic as cc
 
     single = isinstance(frames, Image)
     fs = as_frames(frames, "cosmetic")
+    if isinstance(master_dark, list):
+        # hot pixels sit where they sit at any exposure; the frames' own dark shows them best
+        j, _ = calibration.choose_dark(master_dark, calibration.exposure(fs.header(0)))
+        master_dark = master_dark[j] if master_dark else None
     try:
         out = cc.cosmetic(
             fs,

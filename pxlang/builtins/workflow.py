@@ -103,13 +103,17 @@ def warning(ctx: CallContext, *values: Any) -> None:
     ctx.warning(_text(values))
 
 
-@builtin("error", category=CAT, example='error("no palette", palette, "- use SHO, HOO or LRGB")')
+@builtin(
+    "error",
+    category=CAT,
+    example='if !exists("flats/") { error("no flats in", "flats/", "- add them first") }',
+)
 def error(ctx: CallContext, *values: Any) -> None:
     """Stop the script with this message, at this line (the command exits with status 1)."""
     raise PxRuntimeError(_text(values), ctx.span)
 
 
-@builtin("lower", category=CAT, example='lower(palette) == "sho"')
+@builtin("lower", category=CAT, example='lower("SHO") == "sho"')
 def lower(text: str) -> str:
     """The text in lower case: compare names as users type them ("sho", "SHO", "Sho")."""
     return text.lower()

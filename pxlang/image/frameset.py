@@ -668,6 +668,7 @@ def files(
     *,
     display: str | None = None,
     warn: Callable[[str], None] | None = None,
+    exclude: Sequence[str] = (),
     **header_filters: Any,
 ) -> FrameSet:
     """A frame set from a glob pattern or a folder, filtered by header keywords.
@@ -686,9 +687,15 @@ def files(
     in a night of hundreds should not cost the night. Left-out files are listed in the set's
     ``skipped`` (the report counts them). When every file is unreadable, the error is the
     first file's.
+
+    ``exclude``: folders whose files are left out (a workflow's output folder inside its
+    input folder: its masters would otherwise be found as frames by the next run).
     """
     pattern = os.fspath(pattern)
     paths, kind = image_files(pattern)
+    for folder in exclude:
+        inside = os.path.join(os.path.abspath(folder), "")
+        paths = [p for p in paths if not os.path.abspath(p).startswith(inside)]
     runtrace.listed("tree", pattern, paths)
     shown = display or pattern
     if paths:

@@ -27,7 +27,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -178,10 +178,32 @@ def _dims(shape: tuple[int, ...]) -> str:
     return f"{shape[-1]}x{shape[-2]}" + (" colour" if len(shape) == 3 else "")
 
 
+EXPOSURE_TOLERANCE = 0.005  # s: exposures equal to 0.01 s are the same exposure
+
+
+def choose_dark(darks: Sequence[Image], t: float | None) -> tuple[int, bool]:
+    """Which of several master darks calibrates a frame of ``t`` seconds, and whether its
+    exposure matches: the dark of the same EXPTIME (to 0.01 s), else the nearest one (which
+    ``calibrate`` scales by the ratio of exposures), else (no exposures known) the first."""
+    known = [
+        (abs(td - t), j)
+        for j, td in enumerate(exposure(d.header) for d in darks)
+        if td is not None and t is not None
+    ]
+    if not known:
+        return 0, False
+    diff, j = min(known)  # ties: the first given, so the choice is deterministic
+    return j, diff < EXPOSURE_TOLERANCE
+
+
+def _seconds(t: float | None) -> str:
+    return "no EXPTIME" if t is None else f"{t:g} s"
+
+
 def calibrate(
     frames: FrameSet,
     bias: Image | None = None,
-    dark: Image | None = None,
+    dark: Image | Sequence[Image] | None = None,
     flat: Image | None = None,
     dark_optimize: bool = False,
     pedestal: float = 0.0,
@@ -191,6 +213,8 @@ def calibrate(
 ) -> FrameSet:
     """Calibrate frames with masters; lazily (a derived FrameSet) unless ``output`` is given.
 
+    ``dark`` may be a list of master darks (one per exposure): each frame is calibrated with
+    the one of its exposure (see ``choose_dark``), with a warning when none matches.
     ``pedestal`` is in DN of a 16-bit camera (as PixInsight's output pedestal), added after
     calibration to keep values positive. Every check (sizes, colour/CFA, exposures) runs
     before any pixel is touched; with ``output``, files are written to a hidden folder and
@@ -200,10 +224,12 @@ def calibrate(
     n = len(frames)
     if n == 0:
         raise CalibrationError("no frames to calibrate")
+    darks = list(dark) if isinstance(dark, (list, tuple)) else [] if dark is None else [dark]
     shape = frames.shape
     first = frames.header(0)
     frame_bayer = cfa_pattern(first)
-    for img, what in ((bias, "master bias"), (dark, "master dark"), (flat, "master flat")):
+    masters = [(bias, "master bias")] + [(d, "master dark") for d in darks]
+    for img, what in masters + [(flat, "master flat")]:
         if img is None:
             continue
         if tuple(img.shape) != tuple(shape):
@@ -241,43 +267,62 @@ def calibrate(
                 f"{_label(flat, 'master flat')} was taken with FILTER={flat_filter} but the "
                 f"frames with FILTER={light_filter}"
             )
-    _check_conditions(frames, bias, dark, warn)
+
+    exposures = [exposure(frames.header(i)) for i in range(n)]
+    # each frame's master dark (an index into darks): the one of its own exposure
+    pick = [0] * n
+    if len(darks) > 1:
+        unmatched: dict[float | None, list[int]] = {}
+        for i, t in enumerate(exposures):
+            pick[i], same = choose_dark(darks, t)
+            if not same:
+                unmatched.setdefault(t, []).append(i)
+        have = ", ".join(_seconds(exposure(d.header)) for d in darks)
+        for t, idx in unmatched.items():
+            more = f" and {len(idx) - 1} more" if len(idx) > 1 else ""
+            warn(
+                f"no master dark of {_seconds(t)} for '{frames.name(idx[0])}'{more} (the darks "
+                f"are {have}): the {_seconds(exposure(darks[pick[idx[0]]].header))} one is "
+                "used, scaled by EXPTIME"
+            )
+    used = sorted(set(pick)) if darks else []
+    _check_conditions(frames, bias, [darks[j] for j in used], warn)
 
     bias_d = None if bias is None else bias.data
     flat_n = None
     if flat is not None:
         flat_n = normalise_flat(flat.data, frame_bayer or cfa_pattern(flat.header))
-    dark_c = None
-    dark_has_bias = dark is not None and contains_bias(dark.header)
-    t_dark = exposure(dark.header) if dark is not None else None
-    exposures = [exposure(frames.header(i)) for i in range(n)]
-    if dark is not None:
-        if dark_has_bias and bias is not None:
-            dark_c = dark.data - bias_d
-        else:
-            dark_c = dark.data
-        for i, t in enumerate(exposures):
-            if t is None or t_dark is None:
-                continue
-            if abs(t - t_dark) > 1e-6 * max(t, t_dark) and dark_has_bias and bias is None:
-                raise CalibrationError(
-                    f"{_label(dark, 'master dark')} ({t_dark:g} s) still contains the bias and "
-                    f"'{frames.name(i)}' is {t:g} s: give bias= so that the dark can be scaled",
-                )
-        if t_dark is None and any(t is not None for t in exposures):
-            warn(f"{_label(dark, 'master dark')} has no EXPTIME: the dark is not scaled")
-    elif bias is None and flat is None:
+    # per master dark in use: whether it holds the bias, its exposure, its bias-free pixels
+    has_bias = {j: contains_bias(darks[j].header) for j in used}
+    t_dark = {j: exposure(darks[j].header) for j in used}
+    dark_c = {
+        j: darks[j].data - bias_d if has_bias[j] and bias is not None else darks[j].data
+        for j in used
+    }
+    for i, t in enumerate(exposures if darks else []):
+        j = pick[i]
+        if t is None or t_dark[j] is None:
+            continue
+        if abs(t - t_dark[j]) > 1e-6 * max(t, t_dark[j]) and has_bias[j] and bias is None:
+            raise CalibrationError(
+                f"{_label(darks[j], 'master dark')} ({t_dark[j]:g} s) still contains the bias "
+                f"and '{frames.name(i)}' is {t:g} s: give bias= so that the dark can be scaled",
+            )
+    if not darks and bias is None and flat is None:
         raise CalibrationError("calibrate needs at least one of bias=, dark=, flat=")
-    if dark is not None and not dark_has_bias and bias is None:
-        warn(
-            f"{_label(dark, 'master dark')} is bias-subtracted (BIASSUB) and no bias= was "
-            "given: the frames keep their bias"
-        )
-    if dark_optimize and dark_has_bias and bias is None:
-        raise CalibrationError(
-            f"dark_optimize scales {_label(dark, 'master dark')}, which still contains the "
-            "bias: give bias= as well"
-        )
+    for j in used:
+        label = _label(darks[j], "master dark")
+        if t_dark[j] is None and any(t is not None for t in exposures):
+            warn(f"{label} has no EXPTIME: the dark is not scaled")
+        if not has_bias[j] and bias is None:
+            warn(
+                f"{label} is bias-subtracted (BIASSUB) and no bias= was given: the frames keep "
+                "their bias"
+            )
+        if dark_optimize and has_bias[j] and bias is None:
+            raise CalibrationError(
+                f"dark_optimize scales {label}, which still contains the bias: give bias= as well"
+            )
     # A dark that holds the bias and is not scaled takes the bias with it (bias - bias = 0
     # when both are given: dark_c is bias-free then, so the bias is subtracted once).
     subtract_bias = bias is not None
@@ -285,9 +330,10 @@ def calibrate(
 
     def scale_for(i: int) -> float:
         t = exposures[i]
-        if dark is None or t is None or t_dark is None or t_dark <= 0:
+        td = t_dark.get(pick[i]) if darks else None
+        if t is None or td is None or td <= 0:
             return 1.0
-        return t / t_dark
+        return t / td
 
     def op(img: Image, i: int) -> Image:
         if tuple(img.shape) != tuple(shape):
@@ -295,11 +341,13 @@ def calibrate(
                 f"'{frames.name(i)}' is {_dims(img.shape)} but the masters are {_dims(shape)}"
             )
         k = scale_for(i)
-        if dark_c is not None and dark_optimize:
-            k = optimize_dark_scale(img.data, bias_d if subtract_bias else None, dark_c, k)
-        data = calibrate_array(img.data, bias_d if subtract_bias else None, dark_c, flat_n, k, ped)
+        dc = dark_c[pick[i]] if darks else None
+        b = bias_d if subtract_bias else None
+        if dc is not None and dark_optimize:
+            k = optimize_dark_scale(img.data, b, dc, k)
+        data = calibrate_array(img.data, b, dc, flat_n, k, ped)
         out = Image(data, header_op(img.header, i), name=img.name, path=None)
-        if dark_c is not None:
+        if dc is not None:
             out.header["DARKSCAL"] = (round(k, 6), "dark scale factor applied")
         return out
 
@@ -310,20 +358,26 @@ def calibrate(
         parts = []
         if subtract_bias:
             parts.append(f"bias={os.path.basename(bias.path or 'memory')}")
-        if dark is not None:
-            parts.append(f"dark={os.path.basename(dark.path or 'memory')} k={scale_for(i):.4g}")
+        if darks:
+            d = darks[pick[i]]
+            parts.append(f"dark={os.path.basename(d.path or 'memory')} k={scale_for(i):.4g}")
         if flat is not None:
             parts.append(f"flat={os.path.basename(flat.path or 'memory')}")
-        if subtract_bias or dark_has_bias:
+        bias_gone = subtract_bias or (bool(darks) and has_bias[pick[i]])
+        if bias_gone:
             hdr["BIASSUB"] = (True, "bias subtracted")
-        cal = ("B" if subtract_bias or dark_has_bias else "") + ("D" if dark else "")
+        cal = ("B" if bias_gone else "") + ("D" if darks else "")
         hdr["CALSTAT"] = (cal + ("F" if flat is not None else ""), "calibration applied")
         if ped:
             hdr["PEDESTAL"] = (float(pedestal), "[DN] pedestal added")
         hdr.add_history("ImageCalibration: " + " ".join(parts))
         return hdr
 
-    key_parts = [_identity(m) if m is not None else "-" for m in (bias, dark, flat)] + [
+    # the darks in use (not every one given), so that an unused master changes nothing
+    key_parts = [
+        _identity(bias) if bias is not None else "-",
+        ",".join(_identity(darks[j]) for j in used) or "-",
+        _identity(flat) if flat is not None else "-",
         str(dark_optimize),
         repr(float(pedestal)),
         "calibrate/1",
@@ -354,10 +408,10 @@ def write_atomically(derived: FrameSet, output: str) -> FrameSet:
     return out
 
 
-def _check_conditions(frames: FrameSet, bias: Image | None, dark: Image | None, warn) -> None:
+def _check_conditions(frames: FrameSet, bias: Image | None, darks: list[Image], warn) -> None:
     """Warn when masters were taken at another gain/offset/temperature/binning."""
     first = frames.header(0)
-    for img, what in ((bias, "master bias"), (dark, "master dark")):
+    for img, what in [(bias, "master bias")] + [(d, "master dark") for d in darks]:
         if img is None or img.header is None:
             continue
         kind = normalise_imagetyp(header_value(img.header, "IMAGETYP") or "")

@@ -87,6 +87,21 @@ def test_files_filters_and_messages(tmp_path):
         call("files", ctx, "nowhere/*.fits")
 
 
+def test_files_exclude_leaves_a_folder_out(tmp_path):
+    """A workflow's output folder inside its input folder: its masters (IMAGETYP 'Master
+    Bias' is a bias) are not frames of the next run."""
+    night(tmp_path)
+    ctx = CallContext(base_dir=str(tmp_path))
+    out = tmp_path / "out" / "masters"
+    out.mkdir(parents=True)
+    master = call("integrate", ctx, call("files", ctx, "bias/"))
+    call("save", ctx, master, str(out / "bias.fits"))
+    assert len(call("files", ctx, ".", IMAGETYP="Bias")) == 10  # the master is found…
+    assert len(call("files", ctx, ".", IMAGETYP="Bias", exclude="out")) == 9  # …not here
+    assert len(call("files", ctx, ".", exclude="out/")) == 32
+    assert len(call("files", ctx, ".", exclude="bias")) == 24  # bias/ only, not out/…/bias.fits
+
+
 def test_errors_become_process_errors(tmp_path):
     night(tmp_path)
     ctx = CallContext(base_dir=str(tmp_path))

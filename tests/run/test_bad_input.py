@@ -136,3 +136,18 @@ def test_nan_filled_frame_stops_with_a_clear_message(night, tmp_path, capsys):
     assert "move the file out of the input folder" in err
     assert not (tmp_path / "out" / "Ha.fits").exists()
     assert not (tmp_path / "out" / "report.json").exists()
+
+
+def test_output_folder_inside_the_input_folder(night, tmp_path, capsys):
+    """The second run must not take the first run's masters (IMAGETYP 'Master Bias'…) for
+    frames of the night: before, it failed on 'frames differ in bit depth'."""
+    raw = _copy(night, tmp_path / "raw")
+    out = raw / "out"
+    rc, err = _run(capsys, raw, out)
+    assert rc == 0, err
+    assert (out / "masters" / "bias.fits").is_file()
+    first = fits.getdata(out / "Ha.fits")
+    rc, err = _run(capsys, raw, out, "--force")
+    assert rc == 0, err
+    assert fits.getheader(out / "masters" / "bias.fits")["NCOMBINE"] == 3
+    np.testing.assert_array_equal(fits.getdata(out / "Ha.fits"), first)
