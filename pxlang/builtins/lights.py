@@ -628,7 +628,7 @@ def select(
         if ok and min_signal > 0 and not row["PSFSignalWeight"] >= min_signal * median_signal:
             ok = False
             fails_signal.append(_short(fs, i))
-            failed.append(f"PSFSignalWeight < {min_signal:g} × median (cloud or haze?)")
+            failed.append(f"PSFSignalWeight >= {min_signal:g} × median (cloud or haze?)")
         verdicts.append(
             {
                 "path": fs.name(i),

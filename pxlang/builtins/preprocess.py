@@ -411,6 +411,9 @@ def superbias(
     out = master_bias.with_data(data, name="superbias")
     if out.header is not None:
         out.header["IMAGETYP"] = "Master Bias"
+        # the bias's noise figure describes the noise superbias removes; a first-difference
+        # estimate of the superbias would measure its column pattern: neither is its noise
+        out.header.remove("NOISEEST", ignore_missing=True, remove_all=True)
         out.header.add_history(
             f"Superbias: layers={layers} columns={columns} rows={rows}".replace("True", "T")
         )

@@ -276,7 +276,8 @@ def local_normalization(
         offset, _, _ = background(diff, mesh=scale)
     else:
         both = np.isfinite(ref) & tgt_finite
-        diff = np.where(both, ref - np.float32(a) * tgt, 0.0).astype(np.float32)
+        with np.errstate(invalid="ignore"):  # inf - inf where both are not finite: masked
+            diff = np.where(both, ref - np.float32(a) * tgt, 0.0).astype(np.float32)
         offset, _, _ = background(diff, mesh=scale, mask=None if both.all() else ~both)
     step = max(1, scale // 16)
     h, w = offset.shape

@@ -55,6 +55,8 @@ def test_a_whole_night(tmp_path):
     bias = call("integrate", ctx, call("files", ctx, "bias/", IMAGETYP="Bias"))
     assert isinstance(bias, Image) and bias.header["IMAGETYP"] == "Master Bias"
     sb = call("superbias", ctx, bias)
+    # not the bias's noise figure: the random noise is what superbias removes
+    assert "NOISEEST" in bias.header and "NOISEEST" not in sb.header
     dark = call("integrate", ctx, call("files", ctx, "darks/"))
     flats = call("calibrate", ctx, call("files", ctx, "flats/"), bias=sb)
     flat = call("integrate", ctx, flats)

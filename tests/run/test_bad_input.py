@@ -52,6 +52,15 @@ def _kind(h) -> str:
     return str(h.get("IMAGETYP", "")).lower()
 
 
+def test_no_such_input_folder_and_negative_settings(night, tmp_path, capsys):
+    rc, err = _run(capsys, tmp_path / "nope", tmp_path / "out")
+    assert rc == 1 and f"no such input folder: {tmp_path / 'nope'}" in err
+    assert "warning" not in err  # not "no bias frames in …" first
+    rc, err = _run(capsys, night, tmp_path / "out", "workers=-1")
+    assert rc == 1 and "got workers = -1" in err
+    assert not (tmp_path / "out").exists()
+
+
 def test_empty_folder(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     rc, err = _run(capsys, tmp_path / "empty", tmp_path / "out")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -78,8 +79,8 @@ def test_bad_frames_rejected_with_reasons(night):
     for light in truth.lights:
         v = verdict[Path(light.path).name]
         assert v["approved"] == (not light.bad), light.path
-        if light.cloudy:
-            assert "PSFSignalWeight" in v["reason"]
+        if light.cloudy:  # the value beside the condition it fails, as for FWHM < 6
+            assert re.search(r"PSFSignalWeight [\d.e+]+ \(fails PSFSignalWeight >= ", v["reason"])
         if light.trailed:
             assert "Eccentricity" in v["reason"]
 
