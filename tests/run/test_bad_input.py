@@ -19,6 +19,7 @@ import pytest
 from astropy.io import fits
 
 from pxlang.cli import main
+from pxlang.image.io import load
 from pxlang.synthetic import make_night
 
 
@@ -160,3 +161,45 @@ def test_output_folder_inside_the_input_folder(night, tmp_path, capsys):
     assert rc == 0, err
     assert fits.getheader(out / "masters" / "bias.fits")["NCOMBINE"] == 3
     np.testing.assert_array_equal(fits.getdata(out / "Ha.fits"), first)
+
+
+def test_a_night_without_bias_frames(night, tmp_path, capsys):
+    """CMOS imagers often take no bias: the master dark (of the lights' exposure) holds the
+    bias and cannot be scaled to the flats'. Flat darks calibrate the flats; without them
+    the run goes on with a warning (before: it stopped on 'give bias=')."""
+    raw = _copy(night, tmp_path / "nobias", drop=lambda h: "bias" in _kind(h))
+    rc, err = _run(capsys, raw, tmp_path / "out")
+    assert rc == 0, err
+    assert "no bias and no flat darks" in err
+    assert (tmp_path / "out" / "Ha.fits").is_file()
+    # flat darks: the biases relabelled (a flat's exposure is short: bias is its dark)
+    raw2 = _copy(night, tmp_path / "flatdarks", drop=lambda h: "bias" in _kind(h))
+    flat_exps = {  # one per filter here
+        fits.getheader(p)["EXPTIME"]
+        for p in night.glob("*.fits")
+        if "flat" in _kind(fits.getheader(p))
+    }
+    for p in night.glob("*.fits"):
+        with fits.open(p) as hdul:
+            if "bias" in _kind(hdul[0].header):
+                for e in flat_exps:
+                    hdul[0].header["IMAGETYP"] = "DARKFLAT"
+                    hdul[0].header["EXPTIME"] = e
+                    hdul.writeto(raw2 / f"flatdark_{e:g}s_{p.name}")
+    rc, err = _run(capsys, raw2, tmp_path / "out2")
+    assert rc == 0, err
+    assert "no bias and no flat darks" not in err
+    for e in flat_exps:
+        name = f"flatdark_{e:g}s.fits"
+        assert fits.getheader(tmp_path / "out2" / "masters" / name)["NCOMBINE"] == 3
+    # the flat darks took the bias pedestal out of the flats; without them it stays in
+    flat = fits.getdata(tmp_path / "out2" / "masters" / "flat_Ha.fits")
+    flat_raw = fits.getdata(tmp_path / "out" / "masters" / "flat_Ha.fits")
+    pedestal = np.median(  # in pxlang's [0, 1] units (16-bit ADU / 65535)
+        [
+            np.median(load(str(p)).data)
+            for p in night.glob("*.fits")
+            if "bias" in _kind(fits.getheader(p))
+        ]
+    )
+    assert np.median(flat_raw) - np.median(flat) == pytest.approx(pedestal, rel=0.1)
