@@ -76,25 +76,24 @@ def best(frames: FrameSet) -> Image:
     return fs.read(i)
 
 
-@builtin("print", category=CAT, example='print("calibrating", 3, "filters")')
-def print_(ctx: CallContext, *values: Any) -> None:
-    """Print a line of information (silent with --quiet)."""
-    from ..run.progress import log as _log
+def _text(values: tuple[Any, ...]) -> str:
+    """Values as a line: numbers as %g (a command-line number as typed), objects described."""
 
-    def fmt(v: Any) -> str:
+    def one(v: Any) -> str:
         if isinstance(v, float) and not isinstance(v, TextNumber):
             return f"{v:g}"
         describe = getattr(v, "describe", None)
         return describe() if describe else str(v)
 
-    _log(ctx.options, " ".join(fmt(v) for v in values))
+    return " ".join(one(v) for v in values)
 
 
-def _text(values: tuple[Any, ...]) -> str:
-    return " ".join(
-        f"{v:g}" if isinstance(v, float) and not isinstance(v, TextNumber) else str(v)
-        for v in values
-    )
+@builtin("print", category=CAT, example='print("calibrating", 3, "filters")')
+def print_(ctx: CallContext, *values: Any) -> None:
+    """Print a line of information (silent with --quiet)."""
+    from ..run.progress import log as _log
+
+    _log(ctx.options, _text(values))
 
 
 @builtin("warning", category=CAT, example='warning("no flats for", "Ha")')
