@@ -599,7 +599,7 @@ def _copy_float_rows(path: str, r0: int, r1: int, out: np.ndarray) -> bool:
 # ---------------------------------------------------------------------------- files()
 
 
-_WARNED: set[tuple[str, int, int]] = set()  # unreadable files already reported by this process
+_WARNED: set[tuple[str, int, int]] = set()  # files already warned about by this process
 
 
 def _readable(
@@ -643,24 +643,29 @@ def _check(
         return True
     except PxIOError as exc:
         bad.append((p, exc.message))
-        try:
-            st = os.stat(p)
-            ident = (os.path.abspath(p), st.st_size, st.st_mtime_ns)
-        except OSError:
-            ident = (os.path.abspath(p), -1, -1)
-        if ident not in _WARNED:
-            _WARNED.add(ident)
-            text = f"left out of '{shown}': {exc.message}"
-            if warn is not None:
-                warn(text)
-            else:
-                import sys
-
-                print(f"warning: {text}", file=sys.stderr, flush=True)
+        _warn_once(p, f"left out of '{shown}': {exc.message}", warn)
         return False
     finally:
         if not known:
             advance()
+
+
+def _warn_once(path: str, text: str, warn: Callable[[str], None] | None) -> None:
+    """``text`` about ``path``, once per process while the file is unchanged."""
+    try:
+        st = os.stat(path)
+        ident = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+    except OSError:
+        ident = (os.path.abspath(path), -1, -1)
+    if ident in _WARNED:
+        return
+    _WARNED.add(ident)
+    if warn is not None:
+        warn(text)
+    else:
+        import sys
+
+        print(f"warning: {text}", file=sys.stderr, flush=True)
 
 
 def files(
@@ -719,6 +724,16 @@ def files(
     if not header_filters:
         return fs
     kept = fs.filter(**header_filters)
+    if len(kept) and any(k.upper() == "IMAGETYP" for k in header_filters):
+        # a frame of unknown kind would otherwise vanish from every set without a word
+        for i in range(len(fs)):
+            if not header_value(fs.header(i), "IMAGETYP"):
+                _warn_once(
+                    fs.frames[i].path or fs.name(i),
+                    f"left out of '{shown}': '{fs.name(i)}' has no IMAGETYP "
+                    "(Bias, Dark, Flat or Light)",
+                    warn,
+                )
     if len(kept) == 0:
         wanted = ", ".join(f"{k}={v!r}" for k, v in header_filters.items())
         held = []

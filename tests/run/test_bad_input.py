@@ -203,3 +203,16 @@ def test_a_night_without_bias_frames(night, tmp_path, capsys):
         ]
     )
     assert np.median(flat_raw) - np.median(flat) == pytest.approx(pedestal, rel=0.1)
+
+
+def test_a_frame_without_imagetyp_is_named(night, tmp_path, capsys):
+    """Before, a light without IMAGETYP vanished from every set without a word."""
+    raw = _copy(night, tmp_path / "raw")
+    odd = sorted(raw.glob("SYNTH-1_Ha_*_0002.fits"))[0]
+    with fits.open(odd, mode="update") as hdul:
+        del hdul[0].header["IMAGETYP"]
+    rc, err = _run(capsys, raw, tmp_path / "out")
+    assert rc == 0, err
+    lines = [x for x in err.splitlines() if "has no IMAGETYP" in x]
+    assert len(lines) == 1 and odd.name in lines[0], err  # once, naming the file
+    assert fits.getheader(tmp_path / "out" / "Ha.fits")["NCOMBINE"] == 3
