@@ -195,6 +195,7 @@ def files(
     ``exclude``: a folder left out of the search (e.g. a workflow's output folder inside
     its input folder); the run's cache folder always is."""
     from ..image.frameset import files as _files
+    from ..run.uptodate import cache_root
 
     filters = {k.replace("_", "-") if k.upper() in _DASHED else k: v for k, v in header.items()}
     try:
@@ -203,7 +204,7 @@ def files(
             display=pattern,
             warn=ctx.warning,
             # the run's own cache is never input (its masters would be found as frames)
-            exclude=[os.path.dirname(_cache_dir(ctx))]
+            exclude=[cache_root(ctx.options, ctx.base_dir)]
             + ([ctx.resolve_path(exclude)] if exclude else []),
             **filters,
         )

@@ -35,6 +35,7 @@ from typing import Any
 
 from ..lang.errors import PxIOError, PxRuntimeError
 from ..lang.functions import CallContext
+from .children import die_with_parent
 
 LOCAL_WORKERS = 2  # per-frame work on both cores
 CONNECT_TIMEOUT = 10.0  # seconds to reach a scheduler before giving up
@@ -105,12 +106,6 @@ def _run_meanwhile() -> None:
         job()
 
 
-def _start_worker(parent: int) -> None:
-    from .children import die_with_parent
-
-    die_with_parent(parent)
-
-
 def _run_task(i: int) -> Any:
     # runs in a forked child: the function was put here by the parent before forking
     _one_thread()
@@ -159,7 +154,7 @@ class LocalExecutor(Executor):
                 with ProcessPoolExecutor(
                     max_workers=self._workers,
                     mp_context=mp,
-                    initializer=_start_worker,
+                    initializer=die_with_parent,
                     initargs=(os.getpid(),),
                 ) as pool:
                     results = pool.map(_run_task, range(n))  # the workers are forked now
