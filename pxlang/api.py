@@ -8,7 +8,7 @@ import functools
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -51,11 +51,13 @@ def module_loader(name: str, base_dir: str) -> tuple[str, str] | None:
     return None
 
 
-def wrap_image(data: Any, header: Any) -> Any:
-    """Pixel results in scripts become Images carrying a copy of the first operand's header."""
+def wrap_image(data: Any, header: Any, operands: Sequence[Any] = ()) -> Any:
+    """Pixel results in scripts become Images with the first operand's header, fitted to the
+    result (``image.result_header``: filters combined, stale noise figures dropped)."""
+    from .image.result_header import result_header
     from .image.store import Image
 
-    return Image(data, header.copy() if header is not None else None)
+    return Image(data, result_header(header, operands))
 
 
 def _interpreter(

@@ -225,7 +225,7 @@ def register(
         *((fs.name(i), f"register: {why}") for i, why in failed),
     ]
     transforms = [results[i] for i in ok]
-    common = f"{ref_shape}|{interpolation}|{clamp}|{model}|register/2"
+    common = f"{ref_shape}|{interpolation}|{clamp}|{model}|register/3"
     frame_keys = []  # each registered frame is named by its own transform
     for tr in transforms:
         digest = hashlib.sha256(np.round(tr.matrix, 9).tobytes())
@@ -236,7 +236,7 @@ def register(
         frame_keys.append(digest.hexdigest())
 
     def op(img: Image, j: int, _t=transforms) -> Image:
-        data = rg.apply(img.data, _t[j], ref_shape, interpolation, clamp)
+        data = rg.apply(img.data, _t[j], ref_shape, interpolation, clamp, fill=np.nan)
         res = Image(data, img.header.copy() if img.header is not None else None, name=img.name)
         _history(res, _t[j], model, interpolation)
         return res
@@ -445,6 +445,7 @@ def drizzle(
 
     # the integration's drizzle data: per-frame rejection maps, normalization and weights
     ddata = None
+    master = None
     map_paths: list[str | None] = [None] * n
     index: list[int | None] = [None] * n
     if integration is not None:
@@ -495,7 +496,7 @@ def drizzle(
             return hit
 
     # what computing needs (drizzle, numba): not loaded when the result is cached
-    from ..process.drizzle import DrizzleStack
+    from ..process.drizzle import DrizzleStack, scale_header
     from ..process.integration import read_frame_map
 
     first = _read(source, 0)
@@ -564,11 +565,11 @@ def drizzle(
                 raise PxProcessError(f"drizzle(): {_short(fs, i)}: {exc}", span=ctx.span) from exc
             advance()
     img, wht = stack.result()
-    header = source.header(0)
-    header = header.copy() if header is not None else None
+    header = _drizzle_header(source, master if ddata is not None else None, img)
     out = Image(img, header, name="drizzle")
     if header is not None:
         header.remove("PXREJKEY", ignore_missing=True)
+        scale_header(header, float(scale))
         header["DRIZSCAL"] = (float(scale), "drizzle scale")
         header["DRIZPIXF"] = (float(pixfrac), "drizzle pixfrac")
         header["NCOMBINE"] = (n, "frames drizzled")
@@ -587,6 +588,36 @@ def drizzle(
     if key is not None:
         out = _save_cached(_result_path(ctx, "drizzle", key), out)
     return out
+
+
+def _drizzle_header(source: FrameSet, master: Image | None, img: np.ndarray) -> Any:
+    """The drizzled master's header: the integration's when its rejection was applied (a
+    Master Light with its exposure, frame count and rejection figures), else the first
+    frame's made a Master Light with the frames' exposure; the noise is the drizzled
+    image's own."""
+    from ..image.frameset import header_value
+    from ..process import normalize_global as ng
+
+    if master is not None and master.header is not None:
+        header = master.header.copy()
+    else:
+        first = source.header(0)
+        if first is None:
+            return None
+        header = first.copy()
+        exposures = [header_value(source.header(i), "EXPTIME") for i in range(len(source))]
+        try:
+            total = sum(float(e) for e in exposures)
+        except (TypeError, ValueError):
+            total = None
+        if total is not None:
+            header["EXPTIME"] = (total / len(source), "[s] mean exposure of the drizzled frames")
+            header["TOTALEXP"] = (total, "[s] total exposure drizzled")
+    header["IMAGETYP"] = "Master Light"
+    noise = ng.noise_estimate(img)
+    if np.isfinite(noise):
+        header["NOISEEST"] = (float(f"{noise:.6g}"), "noise estimate (sigma, first differences)")
+    return header
 
 
 def _integration_image(ctx: CallContext, integration: Image | str) -> Image:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,30 @@ def path(*parts: str) -> str:
     if not parts:
         raise PxTypeError("path() needs at least one part")
     return os.path.join(*[str(p) for p in parts])
+
+
+# separators and the characters Windows forbids in a name, and control characters
+_UNSAFE_IN_NAME = re.compile(r'[\\/:*?"<>|\x00-\x1f]+')
+
+
+@builtin("file_name", category=CAT, example='file_name("Ha/OIII") + ".fits"')
+def file_name(text: str) -> str:
+    """A file name made of any text: path separators and characters a file system forbids
+    become "_" (a dual-band FILTER "Ha/OIII" gives "Ha_OIII", not a folder "Ha")."""
+    name = _UNSAFE_IN_NAME.sub("_", str(text)).strip(" .")
+    return name or "_"
+
+
+_IMAGE_EXTENSIONS = (".fits", ".fit", ".fts", ".xisf", ".png", ".tif", ".tiff", ".jpg", ".jpeg")
+
+
+@builtin("without_extension", category=CAT, example='without_extension("out/m42.png")')
+def without_extension(path: str) -> str:
+    """A path without its image-file extension (.fits, .fit, .fts, .xisf, .png, .tif,
+    .tiff, .jpg; any case), to write one image in several formats; other paths as given."""
+    text = str(path)
+    root, ext = os.path.splitext(text)
+    return root if ext.lower() in _IMAGE_EXTENSIONS else text
 
 
 def _frames(value: Any, fname: str) -> FrameSet:

@@ -343,13 +343,14 @@ class Interpreter:
     def pixel(self, node: Any, scope: Scope) -> Any:
         ev = self.pixel_evaluator(scope)
         result = ev.run([ast.ExprStmt(node.span, node)])
-        return self._wrap(result.value, ev.first_header)
+        return self._wrap(result.value, ev.first_header, ev.headers)
 
-    def _wrap(self, value: Any, header: Any) -> Any:
-        """An image result carries a copy of its first operand's header (FILTER, EXPTIME…)."""
+    def _wrap(self, value: Any, header: Any, headers: list[Any]) -> Any:
+        """An image result becomes what the host makes of it, its first operand's header and
+        every operand's (pxlang.api: an Image whose header describes the result)."""
         wrap = self.options.get("_wrap_image")
         if wrap is not None and hasattr(value, "ndim") and value.ndim in (2, 3):
-            return wrap(value, header)
+            return wrap(value, header, headers)
         return value
 
     def pixel_evaluator(self, scope: Scope, **kwargs: Any) -> PixelEvaluator:
@@ -395,7 +396,7 @@ class Interpreter:
         ev = self.pixel_evaluator(scope)
         programs = [[ast.ExprStmt(c.span, c.value)] for c in node.channels]
         result = ev.run_channels(programs)
-        return self._wrap(result.value, ev.first_header)
+        return self._wrap(result.value, ev.first_header, ev.headers)
 
     def call_builtin(self, spec: FunctionSpec, node: ast.Call, scope: Scope) -> Any:
         args = [self.eval(a, scope) for a in node.args]

@@ -294,6 +294,7 @@ class PixelEvaluator:
         self.fallback_shape: tuple[int, ...] | None = None
         self.referenced: list[tuple[tuple[int, ...], Any]] = []  # every image the fold saw
         self.first_header: Any = None
+        self.headers: list[Any] = []  # every operand's header, for the host to merge
 
     # -------------------------------------------------------------- fold
     def fold(self, node: Any, keep: bool = False) -> Any:
@@ -309,8 +310,10 @@ class PixelEvaluator:
 
     def _const(self, value: Any, span: Any, keep: bool = False) -> Const:
         header = getattr(value, "header", None)
-        if header is not None and self.first_header is None:
-            self.first_header = header  # the result keeps the first operand's keywords
+        if header is not None:
+            if self.first_header is None:
+                self.first_header = header  # the result keeps the first operand's keywords
+            self.headers.append(header)
         value = to_pixel_value(value)
         if isinstance(value, np.ndarray) and value.ndim in (2, 3) and value.shape[-2:] != (1, 1):
             self.referenced.append((value.shape, span))

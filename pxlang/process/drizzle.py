@@ -130,3 +130,23 @@ class DrizzleStack:
         if self.cfa is None:
             return img[0], wht[0]
         return np.stack(img), np.stack(wht)
+
+
+# per-pixel sizes and WCS steps shrink by the drizzle scale; CRPIX moves with the grid
+_PIXEL_SIZE_KEYS = ("XPIXSZ", "YPIXSZ", "PIXSIZE1", "PIXSIZE2", "PIXSIZE")
+_WCS_STEP_KEYS = ("CDELT1", "CDELT2", "CD1_1", "CD1_2", "CD2_1", "CD2_2")
+
+
+def scale_header(header, scale: float) -> None:
+    """Rewrite in place a header's pixel geometry for an output ``scale`` times finer:
+    pixel sizes (XPIXSZ, PIXSIZE1…) and WCS steps divided by ``scale``, CRPIX moved to the
+    same sky point (FITS pixel p → (p − 0.5)·scale + 0.5), so plate scale and FWHM in
+    arcseconds read from the drizzled master stay true."""
+    for key in _PIXEL_SIZE_KEYS + _WCS_STEP_KEYS:
+        value = header.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            header[key] = float(value) / scale
+    for key in ("CRPIX1", "CRPIX2"):
+        value = header.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            header[key] = (float(value) - 0.5) * scale + 0.5

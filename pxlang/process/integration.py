@@ -73,9 +73,22 @@ def as_frameset(frames: Any) -> FrameSet:
 
 
 def _frame_stats(fs: FrameSet, i: int) -> dict:
+    """Location, scale and noise of frame i, measured once (kept in its meta).
+
+    A registered frame's location is its own (the median of the sky it covers on the
+    reference grid), but its scale and noise come from the frame before registration:
+    interpolation smooths pixel noise by an amount that depends on the sub-pixel shift (a
+    Lanczos-3 half-pixel shift lowers it ~20 %), so measured after it they would scale and
+    weight frames by their dither instead of their signal.
+    """
     meta = fs.frames[i].meta
     if "location" not in meta:
-        meta.update(ng.frame_stats(lambda r0, r1: fs.read_rows(i, r0, r1), fs.shape))
+        stats = ng.frame_stats(lambda r0, r1: fs.read_rows(i, r0, r1), fs.shape)
+        parent = fs.parent
+        if "registration" in meta and parent is not None:
+            before = ng.frame_stats(lambda r0, r1: parent.read_rows(i, r0, r1), parent.shape)
+            stats["scale"], stats["noise"] = before["scale"], before["noise"]
+        meta.update(stats)
     return meta
 
 
@@ -339,6 +352,9 @@ def integrate(
         bad = int(np.argmin(seen))
         raise ValueError(f"'{fs.name(bad)}' holds no data: every pixel is NaN")
 
+    # pixels no frame covers (registered frames are NaN outside their footprint): 0, as
+    # PixInsight leaves them
+    np.nan_to_num(out, copy=False, nan=0.0)
     data = out[0] if channels == 1 else out
     if per_pixel:
         sums = np.array([a.sum(dtype=np.int64) for a in (nlow, nhigh, nvalid)])

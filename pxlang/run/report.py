@@ -634,9 +634,13 @@ def write_report(
     known = before.get("plot_keys") if isinstance(before.get("plot_keys"), dict) else {}
     written = before.get("plot_files") if isinstance(before.get("plot_files"), dict) else {}
 
+    # one group per filter as the workflow matches them: "Ha" and "HA" are one filter,
+    # named as first seen
     groups: dict[str, list[dict]] = {}
+    spelling: dict[str, str] = {}
     for f in frames:
-        groups.setdefault(str(f.get("filter") or "unknown"), []).append(f)
+        name = str(f.get("filter") or "unknown")
+        groups.setdefault(spelling.setdefault(name.strip().lower(), name), []).append(f)
     for key in groups:
         groups[key] = _time_order(groups[key])
 

@@ -83,6 +83,10 @@ def test_drizzle_applies_the_integration_rejection(stack):
     cleaned = A.drizzle(ctx, reg, scale=2, pixfrac=0.9, integration=master)
     assert not warns
     assert "the integration's rejection applied to 8 frames" in str(cleaned.header["HISTORY"])
+    # the drizzled master carries the integration's figures
+    assert cleaned.header["IMAGETYP"] == "Master Light" and cleaned.header["TOTALEXP"] == 8 * 60
+    assert cleaned.header["REJHIPCT"] == master.header["REJHIPCT"]
+    assert cleaned.header["NOISEEST"] != master.header["NOISEEST"]  # the drizzled image's own
 
     bg = background(plain.shape, stars)
     # the trail, where it lands in the output grid (the trail frame's dither is small)

@@ -177,6 +177,14 @@ def test_normalize_feeds_integrate_and_drizzle(night):
     drz = A.drizzle(ctx, normed, scale=2, pixfrac=0.8)
     assert drz.shape == (512, 512)
     assert drz.header["DRIZSCAL"] == 2.0 and drz.header["NCOMBINE"] == len(good)
+    # a master, with the frames' exposure, its own noise and pixels half the size
+    raw = good.header(0)
+    assert drz.header["IMAGETYP"] == "Master Light"
+    assert drz.header["TOTALEXP"] == pytest.approx(
+        sum(good.header(i)["EXPTIME"] for i in range(len(good)))
+    )
+    assert drz.header["XPIXSZ"] == pytest.approx(raw["XPIXSZ"] / 2)
+    assert 0 < drz.header["NOISEEST"] < master.header["NOISEEST"] * 2
     # same sky level as the normal integration (surface brightness kept)
     assert abs(np.median(drz.data) - np.median(master.data)) < 0.1 * np.median(master.data)
     with pytest.raises(PxProcessError, match="register"):

@@ -132,3 +132,30 @@ def test_bad_parameters():
         DrizzleStack((8, 8), pixfrac=0)
     with pytest.raises(ValueError, match="no frame"):
         DrizzleStack((8, 8)).result()
+
+
+def test_scale_header_keeps_the_sky_geometry():
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    from pxlang.process.drizzle import scale_header
+
+    h = fits.Header()
+    h["NAXIS"], h["NAXIS1"], h["NAXIS2"] = 2, 100, 80
+    h["XPIXSZ"], h["YPIXSZ"] = 3.76, 3.76
+    h["CTYPE1"], h["CTYPE2"] = "RA---TAN", "DEC--TAN"
+    h["CRVAL1"], h["CRVAL2"] = 83.8, -5.4
+    h["CRPIX1"], h["CRPIX2"] = 50.5, 40.5
+    h["CD1_1"], h["CD1_2"], h["CD2_1"], h["CD2_2"] = -2e-4, 1e-5, 1e-5, 2e-4
+    before = WCS(h)
+    g = h.copy()
+    scale_header(g, 2.0)
+    g["NAXIS1"], g["NAXIS2"] = 200, 160
+    after = WCS(g)
+    assert g["XPIXSZ"] == g["YPIXSZ"] == 1.88
+    # a reference pixel and its drizzled position ((x + 0.5) * 2 - 0.5, 0-based) see the
+    # same sky
+    for x, y in ((0.0, 0.0), (37.3, 61.9), (99.0, 79.0)):
+        a = before.pixel_to_world_values(x, y)
+        b = after.pixel_to_world_values((x + 0.5) * 2 - 0.5, (y + 0.5) * 2 - 0.5)
+        assert np.allclose(a, b, atol=1e-9)

@@ -59,6 +59,23 @@ def test_outputs_exist(night):
     assert fits.getdata(out / "colour_HOO.fits").shape == (3, 192, 256)
 
 
+def test_combine_output_name_and_header(night):
+    root, *_ = night
+    out = root / "out"
+    script = stdlib_dir() / "combine.px"
+    params = {"input": str(out), "palette": "bicolour", "output": str(root / "m42.PNG")}
+    pxlang.evaluate(script.read_text(), params=params, path=str(script), options={"quiet": True})
+    # output= with an extension names both files (not m42.PNG.fits)
+    assert sorted(p.name for p in root.glob("m42*")) == ["m42.fits", "m42.png"]
+    h = fits.getheader(root / "m42.fits")
+    ha, oiii = fits.getheader(out / "Ha.fits"), fits.getheader(out / "OIII.fits")
+    # a colour image of two filters: no one filter, the two masters' frames and exposure
+    assert "FILTER" not in h and "NOISEEST" not in h and "REJLOPCT" not in h
+    assert h["NCOMBINE"] == ha["NCOMBINE"] + oiii["NCOMBINE"]
+    assert h["TOTALEXP"] == pytest.approx(ha["TOTALEXP"] + oiii["TOTALEXP"])
+    assert "combined from filters Ha, OIII" in str(h["HISTORY"])
+
+
 def test_inputs_unchanged(night):
     _, _, raw_files, before = night
     assert _sha(raw_files) == before
