@@ -176,7 +176,7 @@ def evaluate(
     declared = {st.name for st in tree.statements if isinstance(st, ast.ParamDecl)}
     for p in params or {}:
         if p not in declared:
-            raise PxNameError(
+            err = PxNameError(
                 f"the script has no parameter '{p}'",
                 None,
                 did_you_mean(p, declared)
@@ -186,6 +186,8 @@ def evaluate(
                     else "the script declares no parameters"
                 ),
             )
+            err.usage = True
+            raise err
     interp = _interpreter(source, name, base, params, images, options)
     from .run.executor import run_scope
     from .run.progress import running

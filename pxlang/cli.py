@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run a .px script (or a stdlib workflow by name)")
     r.add_argument("script", help="FILE.px or a stdlib workflow name (e.g. preprocess)")
-    r.add_argument("params", nargs="*", metavar="NAME=VALUE", help="script parameters")
+    r.add_argument("params", nargs="*", default=[], metavar="NAME=VALUE", help="script parameters")
     r.add_argument("--seed", type=int)
     r.add_argument("--quiet", action="store_true", help="no progress output")
     r.add_argument(
@@ -136,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         print(e.render(), file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_USAGE if e.usage else EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -365,11 +365,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     except FileNotFoundError:
         from .run.workflows import did_you_mean
 
-        raise PxIOError(
+        err = PxIOError(
             f"{args.script}: no such script",
             hint=did_you_mean(args.script)
             or "give a .px file or a stdlib workflow name (e.g. preprocess)",
-        ) from None
+        )
+        err.usage = True
+        raise err from None
     except (OSError, UnicodeDecodeError) as e:
         raise PxIOError(f"{args.script}: cannot read the script ({e})") from None
     stdlib = os.path.abspath(path) != os.path.abspath(args.script)
@@ -404,6 +406,7 @@ def cmd_help(args: argparse.Namespace) -> int:
         except PxNameError as e:  # unknown: "did you mean" a built-in, else a workflow
             if not e.hint:
                 e.hint = workflows.did_you_mean(args.name)
+            e.usage = True
             raise
     elif args.name in REGISTRY:  # both a built-in and a workflow (combine)
         print(f"{help_text(args.name)}\n\n{flow}")

@@ -18,7 +18,7 @@ from ..image.frameset import FrameSet
 from ..image.store import Image
 from ..lang.errors import PxProcessError
 from ..lang.functions import CallContext
-from .common import as_frames, process_error
+from .common import as_frames, process_error, stage_label
 from .lights import (
     _best_index,
     _check_sizes,
@@ -139,7 +139,7 @@ def register(
         from ..run.executor import meanwhile
 
         meanwhile(_warm_resampling)
-        with stage(ctx.options, "stars", len(todo)) as advance:
+        with stage(ctx.options, stage_label("stars", fs), len(todo)) as advance:
             found = _parallel(
                 lambda k: _detect_xy(ctx, fs, todo[k], keys[todo[k]], threshold, fast),
                 len(todo),
@@ -181,7 +181,7 @@ def register(
     results = [solve(i, compute=False) for i in range(n)]  # cached transforms first
     todo = [i for i in range(n) if results[i] is None]
     if todo:
-        with stage(ctx.options, "register", len(todo)) as advance:
+        with stage(ctx.options, stage_label("register", fs), len(todo)) as advance:
             for i, r in zip(todo, _parallel(lambda k: solve(todo[k]), len(todo), advance)):
                 results[i] = r
     ok = [i for i, r in enumerate(results) if isinstance(r, rg.Transform)]
@@ -366,7 +366,7 @@ def normalize(
             return model
 
         try:
-            with stage(ctx.options, "normalize", len(todo)) as advance:
+            with stage(ctx.options, stage_label("normalize", fs), len(todo)) as advance:
                 for i, m in zip(todo, _parallel(one, len(todo), advance)):
                     models[i] = m
         except ValueError as exc:
@@ -512,7 +512,7 @@ def drizzle(
     from ..run.progress import stage
 
     colours = None  # (3, H, W) bool photosite colours of a CFA mosaic
-    with stage(ctx.options, "drizzle", n) as advance:
+    with stage(ctx.options, stage_label("drizzle", fs), n) as advance:
         for i in range(n):
             meta = fs.frames[i].meta
             tr = meta["transform"]

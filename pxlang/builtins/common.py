@@ -27,3 +27,27 @@ def as_frames(value: Any, name: str) -> FrameSet:
     raise PxProcessError(
         f"{name}(): expected a frame set (files(...)) or a list of images, got {describe(value)}"
     )
+
+
+def stage_label(name: str, fs: FrameSet) -> str:
+    """A progress line's label saying what is processed: "integrate flat Ha", "measure
+    light OIII", "integrate dark 300s" (the first frame's IMAGETYP, FILTER or exposure)."""
+    from ..image.frameset import header_value, normalise_imagetyp
+
+    try:
+        header = fs.header(0) if len(fs) else None
+    except PxError:
+        header = None
+    if header is None:
+        return name
+    kind = normalise_imagetyp(header_value(header, "IMAGETYP") or "")
+    parts = [name, kind] if kind else [name]
+    if kind in ("dark", "darkflat"):
+        exposure = header_value(header, "EXPTIME")
+        if isinstance(exposure, (int, float)):
+            parts.append(f"{exposure:g}s")
+    else:
+        filt = header_value(header, "FILTER")
+        if filt is not None and str(filt).strip():
+            parts.append(str(filt).strip())
+    return " ".join(parts)

@@ -56,7 +56,10 @@ def save(
             f"{path}: this file is an input of the run and is never overwritten",
             hint="save under another name",
         )
-    return io.save(image, full, provenance=ctx.provenance, bits=bits, overwrite=overwrite)
+    out = io.save(image, full, provenance=ctx.provenance, bits=bits, overwrite=overwrite)
+    if isinstance(image, Image):
+        image.shown_path = out  # later messages about this image name the file the user has
+    return out
 
 
 @builtin(

@@ -39,7 +39,7 @@ from ..image.frameset import FrameSet
 from ..image.store import Image
 from ..lang.errors import PxError, PxIOError, PxProcessError
 from ..lang.functions import CallContext
-from .common import as_frames, process_error
+from .common import as_frames, process_error, stage_label
 from .registry import builtin, describe
 
 WORKERS = 2  # per-frame work on both cores
@@ -414,7 +414,12 @@ def measure(
     def one(i: int) -> tuple[dict[str, float], Any, float] | str:
         """The measurement, or why the frame cannot be measured (it is then left out)."""
         sc, gn, path = settings(i)
-        img = _read(fs, i)
+        try:
+            img = _read(fs, i)
+        except PxIOError as exc:
+            # a damaged frame (pixels all NaN, unreadable data) is left out as a cloudy one
+            # is, not the night; not remembered, as the file may be mended
+            return exc.message
         lum, factor = _luminance_for_stars(fs, i, img.data)
         known = _known_stars(fs, i, keys[i], threshold, model)
         try:
@@ -439,7 +444,7 @@ def measure(
     results = [cached(i) for i in range(n)]  # an unchanged re-run stops here
     todo = [i for i in range(n) if results[i] is None]
     if todo:
-        with stage(ctx.options, "measure", len(todo)) as advance:
+        with stage(ctx.options, stage_label("measure", fs), len(todo)) as advance:
             for i, r in zip(todo, _parallel(lambda k: one(todo[k]), len(todo), advance)):
                 results[i] = r
     # frames that cannot be used (nothing measurable, no stars: a dark labelled Light,
@@ -458,6 +463,7 @@ def measure(
             "table": table,
         }
         f.meta["measure"] = row
+        f.meta["fwhm_unit"] = "arcsec" if settings(i)[0] else "px"  # FWHM as measured
         f.meta.update(row)
         if row["Stars"] == 0:
             left.append((i, "no stars found"))

@@ -18,7 +18,7 @@ from ..image.frameset import FrameSet
 from ..image.store import Image
 from ..lang.errors import PxError
 from ..lang.functions import CallContext
-from .common import as_frames, process_error
+from .common import as_frames, process_error, stage_label
 from .registry import builtin
 
 
@@ -107,6 +107,7 @@ def _load_cached(path: str) -> Image | None:
         img = io.load(path)
     except PxError:
         return None
+    img.shown_path = None  # a cache file means nothing to the user: messages say "the master…"
     hdr = img.header
     if hdr is not None:
         hdr.remove("PXVERSN", ignore_missing=True, remove_all=True)
@@ -293,7 +294,7 @@ def integrate(
             maps=maps,
             frame_maps=frame_maps,
             executor=executor_for(ctx.options),  # bands as tasks on the run's cluster, if any
-            progress=lambda total: stage(ctx.options, "integrate", total),
+            progress=lambda total: stage(ctx.options, stage_label("integrate", fs), total),
         )
     except (PxError, ValueError) as exc:
         for p in frame_maps or ():

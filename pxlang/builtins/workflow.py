@@ -241,6 +241,9 @@ def report(
                     "reason": None if approved else (v.get("reason") or "not approved"),
                     "weight": v.get("weight"),
                     "properties": props,
+                    # FWHM is in arcseconds when the pixel scale is known (XPIXSZ and
+                    # FOCALLEN, or measure(scale=)), else in pixels
+                    "units": {"FWHM": f.meta.get("fwhm_unit", "px")},
                 }
             )
             if v.get("best") and ref_path is None:

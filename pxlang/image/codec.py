@@ -46,6 +46,14 @@ def check_readable(path: str) -> int:
         raise file_error(path, "it is a folder, not an image file")
     if st.st_size == 0:
         raise file_error(path, "the file is empty")
+    try:  # a file we may not open is not "corrupt": say what it is
+        os.close(os.open(path, os.O_RDONLY))
+    except PermissionError as exc:
+        raise file_error(
+            path, "permission denied", "make it readable (chmod +r) or move it out"
+        ) from exc
+    except OSError:
+        pass  # the reader will say what is wrong
     return st.st_size
 
 

@@ -413,6 +413,7 @@ class FrameSet:
                     hint="frames to combine must come from the same camera and binning; move "
                     "the odd files out or filter them (files(..., XBINNING=1))",
                 )
+            self._check_binning()
             for i, b in enumerate(bits):
                 if b != bits[0]:
                     raise PxIOError(
@@ -423,6 +424,23 @@ class FrameSet:
                     )
             self._shape = shapes[0]
         return self._shape
+
+    def _check_binning(self) -> None:
+        """Frames of one size but another binning (a binned big sensor, an unbinned small
+        one) are from different set-ups: the size check alone would let them through."""
+        binned = [(i, self._binning(i)) for i in range(len(self.frames))]
+        binned = [(i, b) for i, b in binned if b]
+        if len({b for _, b in binned}) < 2:
+            return
+        usual, k = Counter(b for _, b in binned).most_common(1)[0]
+        odd = [(i, b) for i, b in binned if b != usual]
+        names = ", ".join(f"'{self.name(i)}'{b}" for i, b in odd[:5])
+        raise PxIOError(
+            f"frames differ in binning: {names}{' …' if len(odd) > 5 else ''}, the other "
+            f"{k} of {len(binned)} frames{usual} ({self.describe()})",
+            hint="frames to combine must come from the same camera and binning; move "
+            "the odd files out or filter them (files(..., XBINNING=1))",
+        )
 
     def _binning(self, i: int) -> str:
         """' (binning 2x2)' when the header says so, for size messages."""
@@ -697,12 +715,21 @@ def files(
     input folder: its masters would otherwise be found as frames by the next run).
     """
     pattern = os.fspath(pattern)
-    paths, kind = image_files(pattern)
+    unlisted: list[tuple[str, str]] = []
+    paths, kind = image_files(pattern, unlisted)
+    shown = display or pattern
+    for folder, reason in unlisted:
+        if os.path.abspath(folder) == os.path.abspath(pattern):
+            raise PxIOError(
+                f"cannot read the folder '{shown}': {reason}",
+                hint="make it readable (chmod +rx) or give another folder",
+            )
+        _warn_once(folder, f"left out of '{shown}': the folder '{folder}' cannot be read "
+                   f"({reason})", warn)  # fmt: skip
     for folder in exclude:
         inside = os.path.join(os.path.abspath(folder), "")
         paths = [p for p in paths if not os.path.abspath(p).startswith(inside)]
     runtrace.listed("tree", pattern, paths)
-    shown = display or pattern
     if paths:
         readable, skipped = _readable(paths, shown, warn)
         if not readable:
@@ -712,6 +739,7 @@ def files(
         paths = readable
     else:
         skipped = []
+    skipped += [(folder, f"folder cannot be read ({reason})") for folder, reason in unlisted]
     if not paths:
         hint = None
         if kind == "pattern" and not glob.has_magic(pattern) and not os.path.exists(pattern):

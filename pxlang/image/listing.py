@@ -9,12 +9,21 @@ import os
 IMAGE_EXTENSIONS = (".fits", ".fit", ".fts", ".xisf", ".fits.gz", ".fit.gz", ".fts.gz")
 
 
-def image_files(pattern: str) -> tuple[list[str], str]:
+def image_files(
+    pattern: str, unreadable: list[tuple[str, str]] | None = None
+) -> tuple[list[str], str]:
     """Image files for a glob pattern or a folder (searched recursively; hidden folders and
-    files skipped), sorted, and which of the two the pattern was ("folder" or "pattern")."""
+    files skipped), sorted, and which of the two the pattern was ("folder" or "pattern").
+    Folders that cannot be listed (permission denied…) are appended to ``unreadable`` as
+    (folder, reason) when it is given."""
     if os.path.isdir(pattern):
         found = []
-        for root, dirs, names in os.walk(pattern):
+
+        def failed(exc: OSError) -> None:
+            if unreadable is not None:
+                unreadable.append((str(exc.filename), exc.strerror or str(exc)))
+
+        for root, dirs, names in os.walk(pattern, onerror=failed):
             # hidden folders (.pxlang-cache of derived frames, .git...) are not frames
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             for n in sorted(names):

@@ -13,9 +13,14 @@ import numpy as np
 
 
 class Image:
-    """Pixels plus header. ``data`` is float32, shape (H, W) or (3, H, W)."""
+    """Pixels plus header. ``data`` is float32, shape (H, W) or (3, H, W).
 
-    __slots__ = ("data", "header", "name", "path")
+    ``path``: the file the pixels come from (possibly a cache file); ``shown_path``: the
+    file messages name, the one a user knows (where the image was saved, else its source
+    file; None for a result held in the cache).
+    """
+
+    __slots__ = ("data", "header", "name", "path", "shown_path")
 
     def __init__(
         self,
@@ -36,6 +41,7 @@ class Image:
         self.header = header
         self.name = name
         self.path = path
+        self.shown_path = path
 
     # The language reads pixels through this attribute (see lang/pixel.py).
     @property

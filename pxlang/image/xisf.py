@@ -94,6 +94,7 @@ class XISFImage:
             raise XISFError("no Image element in the header")
         self.element = image
         self.attrs = dict(image.attrib)
+        self._attachment()  # a truncated file fails here, where its header is read (as FITS)
         try:
             dims = [int(v) for v in self.attrs["geometry"].split(":")]
         except (KeyError, ValueError) as exc:
@@ -130,6 +131,24 @@ class XISFImage:
             if p.get("location") is None
         }
 
+    def _attachment(self) -> tuple[int, int]:
+        """(position, size) of an attached data block, checked against the file's size;
+        (0, 0) for other locations."""
+        location = self.attrs.get("location", "")
+        kind, _, rest = location.partition(":")
+        if kind != "attachment":
+            return 0, 0
+        try:
+            pos, size = (int(v) for v in rest.split(":"))
+        except ValueError as exc:
+            raise XISFError(f"bad location {location!r}") from exc
+        if pos + size > self._size:
+            raise XISFError(
+                f"file is truncated: the image block ends at byte {pos + size}, "
+                f"the file has {self._size} bytes"
+            )
+        return pos, size
+
     @property
     def shape(self) -> tuple[int, ...]:
         """pxlang's shape: (H, W) or (3, H, W)."""
@@ -146,15 +165,7 @@ class XISFImage:
         location = self.attrs.get("location", "")
         kind, _, rest = location.partition(":")
         if kind == "attachment":
-            try:
-                pos, size = (int(v) for v in rest.split(":"))
-            except ValueError as exc:
-                raise XISFError(f"bad location {location!r}") from exc
-            if pos + size > self._size:
-                raise XISFError(
-                    f"file is truncated: the image block ends at byte {pos + size}, "
-                    f"the file has {self._size} bytes"
-                )
+            pos, size = self._attachment()
             self._fh.seek(pos)
             data = np.empty(size, dtype=np.uint8)  # not zero-filled: readinto fills it
             if self._fh.readinto(memoryview(data)) != size:

@@ -16,6 +16,9 @@ class PxError(Exception):
     """
 
     kind = "error"
+    # a mistake in how the script or command was called (a parameter missing or unknown, no
+    # such script): the command line exits with status 2, as for its own usage errors
+    usage = False
 
     def __init__(self, message: str, span: Span | None = None, hint: str | None = None):
         super().__init__(message)

@@ -179,11 +179,13 @@ class Interpreter:
         elif st.default is not None:
             value = self.eval(st.default, scope)
         else:
-            raise PxRuntimeError(
+            err = PxRuntimeError(
                 f"parameter '{st.name}' has no default and was not given",
                 st.span,
                 f"pass it on the command line: {st.name}=VALUE",
             )
+            err.usage = True
+            raise err
         scope.vars[st.name] = value
         return value
 

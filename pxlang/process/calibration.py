@@ -171,7 +171,14 @@ def _identity(img: Image) -> str:
 def _label(img: Image | None, what: str) -> str:
     if img is None:
         return ""
-    return f"{what} '{img.path}'" if img.path else f"the {what}"
+    shown = getattr(img, "shown_path", img.path)
+    return f"{what} '{shown}'" if shown else f"the {what}"
+
+
+def _file_label(img: Image) -> str:
+    """A master's file name for HISTORY: the file the user has, not a cache file's hash."""
+    shown = getattr(img, "shown_path", img.path)
+    return os.path.basename(shown) if shown else "memory"
 
 
 def _dims(shape: tuple[int, ...]) -> str:
@@ -357,12 +364,12 @@ def calibrate(
         hdr = Header() if header is None else header.copy()
         parts = []
         if subtract_bias:
-            parts.append(f"bias={os.path.basename(bias.path or 'memory')}")
+            parts.append(f"bias={_file_label(bias)}")
         if darks:
             d = darks[pick[i]]
-            parts.append(f"dark={os.path.basename(d.path or 'memory')} k={scale_for(i):.4g}")
+            parts.append(f"dark={_file_label(d)} k={scale_for(i):.4g}")
         if flat is not None:
-            parts.append(f"flat={os.path.basename(flat.path or 'memory')}")
+            parts.append(f"flat={_file_label(flat)}")
         bias_gone = subtract_bias or (bool(darks) and has_bias[pick[i]])
         if bias_gone:
             hdr["BIASSUB"] = (True, "bias subtracted")

@@ -59,7 +59,7 @@ def stage(
         )
 
         with Progress(
-            TextColumn("{task.description:>14}"),
+            TextColumn("{task.description:>22}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),

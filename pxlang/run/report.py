@@ -180,6 +180,9 @@ def _summary(groups: dict[str, list[dict]]) -> dict[str, Any]:
         ok = [f for f in frames if f.get("approved")]
         row: dict[str, Any] = {"frames": len(frames), "approved": len(ok)}
         row["rejected"] = len(frames) - len(ok)
+        units = {(f.get("units") or {}).get("FWHM") for f in frames} - {None}
+        if len(units) == 1:
+            row["FWHMUnit"] = units.pop()
         for prop in PANELS:
             vals = [_prop(f, prop) for f in ok]
             vals = [v for v in vals if v is not None]
@@ -332,7 +335,8 @@ def subframes_png(
             lo, hi = min(span), max(span)
             pad = 0.12 * (hi - lo) if hi > lo else 0.1 * abs(hi) or 1.0
             ax.set_ylim(lo - pad, hi + 1.5 * pad)
-        ax.set_ylabel(prop)
+        units = {(f.get("units") or {}).get(prop) for f in frames} - {None}
+        ax.set_ylabel(f"{prop} ({units.pop()})" if len(units) == 1 else prop)
         ax.grid(True, color="#dddddd", lw=0.6)
         if not np.isfinite(y).any():
             ax.text(0.5, 0.5, "not measured", transform=ax.transAxes, ha="center", color="#777777")
@@ -598,8 +602,9 @@ def write_report(
     ----------
     frames : one dict per light frame: ``path``, ``filter``, ``approved``, ``reason`` (why
         rejected, or None), ``weight``, ``properties`` (FWHM, Eccentricity, SNRWeight, Noise,
-        Stars, Median, PSFSignalWeight…; missing or None when not measured); an optional
-        ISO ``date`` orders the plots.
+        Stars, Median, PSFSignalWeight…; missing or None when not measured), optional
+        ``units`` ({"FWHM": "arcsec" or "px"}: labels the plot, and the summary's
+        ``FWHMUnit``); an optional ISO ``date`` orders the plots.
     masters : one dict per master: ``name``, ``kind``, ``path``, ``frames``, ``rejection``
         ({"low": %, "high": %} or None), ``noise``, and optionally ``image`` (an array or
         ``Image``) for the preview.

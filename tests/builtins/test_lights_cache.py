@@ -179,7 +179,9 @@ def test_progress_lines_unless_quiet(night, tmp_path, capsys, monkeypatch):
     )
     L.measure(ctx, fs)
     err = capsys.readouterr().err
-    assert f"measure: {len(fs)} to do" in err and f"measure: {len(fs)}/{len(fs)} done" in err
+    # the line says what is measured: the frames' kind and filter
+    label = f"measure light {fs.header(0)['FILTER']}"
+    assert f"{label}: {len(fs)} to do" in err and f"{label}: {len(fs)}/{len(fs)} done" in err
     L.measure(ctx_for(tmp_path / "c"), fs)
     assert capsys.readouterr().err == ""
 

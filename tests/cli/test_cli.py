@@ -146,7 +146,7 @@ def test_version_and_help(night):
     r = pxlang("help", "mtf", cwd=night)
     assert r.returncode == 0 and "mtf(m, x)" in r.stdout and "example:" in r.stdout
     r = pxlang("help", "mtff", cwd=night)
-    assert r.returncode == 1 and "did you mean 'mtf'" in r.stderr
+    assert r.returncode == 2 and "did you mean 'mtf'" in r.stderr
     r = pxlang("help", cwd=night)
     assert r.returncode == 0 and "PixelMath functions" in r.stdout
     # `python -m pxlang`: the same command, for a venv whose scripts are not on PATH
@@ -167,9 +167,9 @@ def test_help_and_check_know_the_stdlib_workflows(night):
     r = pxlang("help", cwd=night)
     assert "Workflows" in r.stdout and "preprocess" in r.stdout.split("Workflows")[1]
     r = pxlang("help", "preprocss", cwd=night)
-    assert r.returncode == 1 and "did you mean the workflow 'preprocess'" in r.stderr
+    assert r.returncode == 2 and "did you mean the workflow 'preprocess'" in r.stderr
     r = pxlang("run", "preproces", "input=.", "output=o", cwd=night)
-    assert r.returncode == 1 and "did you mean the workflow 'preprocess'" in r.stderr
+    assert r.returncode == 2 and "did you mean the workflow 'preprocess'" in r.stderr
     r = pxlang("check", "preprocess", "combine", cwd=night)
     assert r.returncode == 0, r.stderr
     assert r.stdout.count(": ok") == 2
@@ -224,7 +224,14 @@ def test_run_script_with_params(night):
     )
     r = pxlang("run", "s.px", "--quiet", "stray", cwd=night)
     assert r.returncode == 2 and "unrecognized arguments: stray" in r.stderr
+    # the script called wrongly is bad usage too (exit 2, as the README says), not bad data
     r = pxlang("run", "s.px", "kk=1", cwd=night)
-    assert r.returncode == 1 and "no parameter 'kk'" in r.stderr and "'k'" in r.stderr
+    assert r.returncode == 2 and "no parameter 'kk'" in r.stderr and "'k'" in r.stderr
     r = pxlang("run", "nosuch.px", cwd=night)
-    assert r.returncode == 1 and "nosuch.px" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "nosuch.px" in r.stderr and "Traceback" not in r.stderr
+    r = pxlang("run", "preprocess", cwd=night)
+    assert r.returncode == 2 and "parameter 'input' has no default" in r.stderr
+    r = pxlang("help", "integrat", cwd=night)
+    assert r.returncode == 2 and "did you mean 'integrate'" in r.stderr
+    r = pxlang("run", cwd=night)
+    assert r.returncode == 2 and "required: script\n" in r.stderr  # parameters are optional

@@ -507,6 +507,10 @@ def test_truncated_files(tmp_path, ext):
     err = _expect_error(path)
     if ext in (".fits", ".xisf"):
         assert "truncated" in str(err)
+        # found where the header is read, as files() checks a night: the file is left out
+        # instead of stopping the run when its pixels are read
+        with pytest.raises(PxIOError, match="truncated"):
+            io.read_header(path)
 
 
 def test_fits_truncated_data_named_as_truncated(tmp_path):

@@ -88,8 +88,10 @@ def test_flats_missing_for_one_filter_name_the_filter(night, tmp_path, capsys):
     rc, err = _run(capsys, raw, tmp_path / "out")
     assert rc == 0, err
     for label in ("measure", "register", "normalize", "report"):  # plain progress lines
-        assert re.search(rf"^{label}: \d+ to do$", err, re.M), (label, err)
-        assert re.search(rf"^{label}: (\d+)/\1 done in [\d.]+ s$", err, re.M), (label, err)
+        # "measure light OIII: 4 to do": what is processed, then the count
+        what = rf"{label}( light (Ha|OIII))?"
+        assert re.search(rf"^{what}: \d+ to do$", err, re.M), (label, err)
+        assert re.search(rf"^{what}: (\d+)/\3 done in [\d.]+ s$", err, re.M), (label, err)
     assert "no flats for filter OIII" in err and "no flats for filter Ha" not in err
     assert (tmp_path / "out" / "masters" / "flat_Ha.fits").is_file()
     assert not (tmp_path / "out" / "masters" / "flat_OIII.fits").exists()
@@ -111,6 +113,31 @@ def test_mixed_sizes_name_the_odd_file_and_both_sizes(night, tmp_path, capsys):
         fits.getdata(p)
 
 
+def test_mixed_binning_at_one_size_is_named(night, tmp_path, capsys):
+    raw = _copy(night, tmp_path / "raw")
+    odd = raw / "SYNTH-1_Ha_300s_0003.fits"
+    with fits.open(odd, mode="update") as hdul:  # same pixel count, another set-up
+        hdul[0].header["XBINNING"] = hdul[0].header["YBINNING"] = 2
+    rc, err = _run(capsys, raw, tmp_path / "out", "--quiet")
+    assert rc == 1
+    assert re.search(rf"frames differ in binning: '[^']*{odd.name}' \(binning 2x2\)", err), err
+    assert "the other 3 of 4 frames (binning 1x1)" in err
+    assert not (tmp_path / "out" / "Ha.fits").exists()
+
+
+def test_a_master_of_another_size_is_named_by_its_saved_file(night, tmp_path, capsys):
+    raw = _copy(night, tmp_path / "raw")
+    for p in raw.glob("*Flat_Ha*.fits"):  # flats binned 2x2: half the lights' size
+        h = fits.getheader(p)
+        h["XBINNING"], h["YBINNING"] = 2, 2
+        fits.writeto(p, fits.getdata(p)[::2, ::2], h, overwrite=True)
+    rc, err = _run(capsys, raw, tmp_path / "out", "--quiet")
+    assert rc == 1
+    # the master the user can open, not the cache file it was loaded from
+    assert re.search(r"master \w+ '[^']*out[/\\]masters[/\\]\w+\.fits' is 160x128", err), err
+    assert "80x64" in err and "cache" not in err
+
+
 @pytest.mark.parametrize("damage", ["truncated", "garbage"])
 def test_unreadable_file_in_the_night_is_left_out_and_counted(night, tmp_path, capsys, damage):
     raw = _copy(night, tmp_path / "raw")
@@ -130,7 +157,7 @@ def test_unreadable_file_in_the_night_is_left_out_and_counted(night, tmp_path, c
     assert {p.name: p.read_bytes() for p in raw.iterdir()} == before  # inputs untouched
 
 
-def test_nan_filled_frame_stops_with_a_clear_message(night, tmp_path, capsys):
+def test_nan_filled_frame_is_left_out_by_name(night, tmp_path, capsys):
     raw = _copy(night, tmp_path / "raw")
     for p in raw.glob("SYNTH-1_Ha_*.fits"):  # float lights (as some capture software writes)
         h = fits.getheader(p)
@@ -141,11 +168,16 @@ def test_nan_filled_frame_stops_with_a_clear_message(night, tmp_path, capsys):
             h.remove(k, ignore_missing=True)
         fits.writeto(p, data, h, overwrite=True)
     rc, err = _run(capsys, raw, tmp_path / "out", "--quiet")
-    assert rc == 1
-    assert "SYNTH-1_Ha_300s_0002.fits" in err and "NaN" in err
-    assert "move the file out of the input folder" in err
-    assert not (tmp_path / "out" / "Ha.fits").exists()
-    assert not (tmp_path / "out" / "report.json").exists()
+    # one damaged frame costs that frame, not the night (as a truncated file does)
+    assert rc == 0, err
+    named = [ln for ln in err.splitlines() if "SYNTH-1_Ha_300s_0002.fits" in ln]
+    assert len(named) == 1 and "every pixel is NaN" in named[0], err
+    assert int(fits.getheader(tmp_path / "out" / "Ha.fits")["NCOMBINE"]) == 3
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert any(
+        Path(s["path"]).name == "SYNTH-1_Ha_300s_0002.fits" and "NaN" in s["reason"]
+        for s in report["skipped"]
+    ), report["skipped"]
 
 
 def test_output_folder_inside_the_input_folder(night, tmp_path, capsys):

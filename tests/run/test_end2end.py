@@ -76,6 +76,17 @@ def test_combine_output_name_and_header(night):
     assert "combined from filters Ha, OIII" in str(h["HISTORY"])
 
 
+def test_report_states_the_fwhm_unit(night):
+    root, truth, *_ = night
+    report = json.loads((root / "out" / "report.json").read_text())
+    # the synthetic headers carry XPIXSZ and FOCALLEN: FWHM is in arcseconds
+    scale = truth.pixel_scale
+    for f in report["frames"]:
+        assert f["units"] == {"FWHM": "arcsec"}
+    assert report["summary"]["Ha"]["FWHMUnit"] == "arcsec"
+    assert 1.5 < report["summary"]["Ha"]["FWHMMedian"] / scale < 6  # pixels × scale
+
+
 def test_inputs_unchanged(night):
     _, _, raw_files, before = night
     assert _sha(raw_files) == before

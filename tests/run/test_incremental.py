@@ -47,8 +47,9 @@ def _run(raw: Path, out: Path, cache: Path) -> str:
 
 
 def _todo(log: str, stage: str) -> list[int]:
-    """The 'N to do' counts of a stage's plain progress lines, in order."""
-    return [int(n) for n in re.findall(rf"^{stage}: (\d+) to do$", log, re.M)]
+    """The 'N to do' counts of a stage's plain progress lines ("measure light Ha: 5 to
+    do"), in order."""
+    return [int(n) for n in re.findall(rf"^{stage}(?: [^:]+)?: (\d+) to do$", log, re.M)]
 
 
 def _masters(out: Path) -> dict[str, np.ndarray]:
@@ -97,7 +98,7 @@ def runs(tmp_path_factory):
     assert proc.stderr is not None
     for line in proc.stderr:
         seen.append(line)
-        if line.startswith("register:"):
+        if line.startswith("register"):
             proc.send_signal(signal.SIGKILL)
             break
     proc.wait(timeout=60)
