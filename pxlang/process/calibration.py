@@ -178,7 +178,9 @@ def _label(img: Image | None, what: str) -> str:
 def _file_label(img: Image) -> str:
     """A master's file name for HISTORY: the file the user has, not a cache file's hash."""
     shown = getattr(img, "shown_path", img.path)
-    return os.path.basename(shown) if shown else "memory"
+    if shown:
+        return os.path.basename(shown)
+    return "unsaved" if img.path else "memory"  # a cached result never saved, or an array
 
 
 def _dims(shape: tuple[int, ...]) -> str:
