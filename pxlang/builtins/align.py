@@ -18,6 +18,7 @@ from ..image.frameset import FrameSet
 from ..image.store import Image
 from ..lang.errors import PxProcessError
 from ..lang.functions import CallContext
+from ..process.normalization import DEFAULT_SCALE as DEFAULT_LN_SCALE
 from .common import as_frames, process_error, stage_label
 from .lights import (
     _best_index,
@@ -284,11 +285,13 @@ def normalize(
     frames: FrameSet | list,
     reference: str | int | Image = "best",
     method: str = "local",
-    scale: int = 128,
+    scale: int = DEFAULT_LN_SCALE,
 ) -> FrameSet:
     """LocalNormalization: for each registered frame find f' = a·f + O(x, y) that matches the
     reference (a from the same stars' fluxes, O the smooth background, at `scale` pixels, of
-    reference − a·frame). Pixels are left as they are (as PixInsight's .xnml files):
+    reference − a·frame). scale: 512 by default (PixInsight's LocalNormalization went from
+    128 to 1024: a finer model follows the noise); lower it for gradients that change
+    within the frame. Pixels are left as they are (as PixInsight's .xnml files):
     integrate(..., normalization="local") and drizzle() apply it. reference: "best", a
     1-based frame number, a file or an image (an integration of the best frames is best)."""
     from ..process import normalization as nz

@@ -13,6 +13,7 @@ from ..image.frameset import FrameSet
 from ..image.store import Image
 from ..lang.errors import PxRuntimeError, PxTypeError
 from ..lang.functions import CallContext
+from ..process.normalization import DEFAULT_SCALE as DEFAULT_LN_SCALE
 from .pixelmath import CAT, _spec
 from .registry import builtin
 
@@ -143,7 +144,7 @@ def normalize(
     b: float = 1.0,
     reference: Any = "best",
     method: str = "local",
-    scale: int = 128,
+    scale: int = DEFAULT_LN_SCALE,
 ) -> Any:
     """Of an image: PixelMath's linear map of its range onto [a, b]. Of a frame set
     (registered lights): LocalNormalization against ``reference`` ("best", a frame number, a

@@ -24,6 +24,11 @@ from typing import Any
 
 import numpy as np
 
+# The background model's scale in pixels, unless asked: PixInsight's LocalNormalization went
+# from 128 to 1024 px; a finer model follows noise (at 128 a 1024² stack had 0.5–9 % more
+# noise at 4–16 px scales than at 512 in scripts/bench_end2end.py's night)
+DEFAULT_SCALE = 512
+
 
 @dataclass
 class NormalizationModel:
@@ -31,7 +36,8 @@ class NormalizationModel:
 
     The offset is smooth by construction, so it is kept on a grid every ``step`` pixels
     (``grid``, covering the (H, W) frame ``shape``) and interpolated bilinearly on use: a
-    frame's model stays small (256 KB for 2048² at scale 128) however many frames there are.
+    frame's model stays small (256 KB for 2048² at scale 128, less at the default 512)
+    however many frames there are.
     """
 
     scale: float
@@ -155,7 +161,7 @@ class NormalizationReference:
     all_finite: bool = False
 
 
-def prepare_reference(reference: np.ndarray, scale: int = 128) -> NormalizationReference:
+def prepare_reference(reference: np.ndarray, scale: int = DEFAULT_SCALE) -> NormalizationReference:
     """Background and stars of a mono reference, for ``local_normalization`` of many frames
     (the reference's stars are then detected once, not once per frame)."""
     ref = np.asarray(reference, np.float32)
@@ -231,7 +237,7 @@ def _star_scale(ref: NormalizationReference, tgt_sub: np.ndarray) -> tuple[float
 
 
 def local_normalization(
-    reference: np.ndarray | NormalizationReference, target: np.ndarray, scale: int = 128
+    reference: np.ndarray | NormalizationReference, target: np.ndarray, scale: int = DEFAULT_SCALE
 ) -> NormalizationModel:
     """Compute the model that normalizes ``target`` to ``reference`` (both registered, mono,
     same shape). ``reference`` may be ``prepare_reference(reference, scale)``, to normalize
@@ -294,7 +300,7 @@ def local_normalization(
 
 
 def normalize(
-    reference: np.ndarray, target: np.ndarray, scale: int = 128
+    reference: np.ndarray, target: np.ndarray, scale: int = DEFAULT_SCALE
 ) -> tuple[np.ndarray, NormalizationModel]:
     """Normalize ``target`` to ``reference``; mono or colour (3, H, W, channel by channel).
 
