@@ -280,29 +280,41 @@ def integrate(
     from ..run.executor import executor_for
     from ..run.progress import stage
 
-    frame_maps = [_frame_map_path(ctx, fs, i, key) for i in range(n)] if record else None
-    try:
-        result = integration.integrate(
-            fs,
-            combine=combine,
-            rejection=rejection,
-            low=low,
-            high=high,
-            normalization=norm,
-            weights=weights,
-            memory=memory * (1 << 20) if memory else None,
-            maps=maps,
-            frame_maps=frame_maps,
-            executor=executor_for(ctx.options),  # bands as tasks on the run's cluster, if any
-            progress=lambda total: stage(ctx.options, stage_label("integrate", fs), total),
-        )
-    except (PxError, ValueError) as exc:
-        for p in frame_maps or ():
-            with contextlib.suppress(OSError):
-                os.remove(f"{p}.{os.getpid()}.tmp")
-        if isinstance(exc, PxError):
-            raise
-        raise process_error(ctx, "integrate", exc) from exc
+    while True:
+        frame_maps = [_frame_map_path(ctx, fs, i, key) for i in range(len(fs))] if record else None
+        label = stage_label("integrate", fs)
+        try:
+            result = integration.integrate(
+                fs,
+                combine=combine,
+                rejection=rejection,
+                low=low,
+                high=high,
+                normalization=norm,
+                weights=weights,
+                memory=memory * (1 << 20) if memory else None,
+                maps=maps,
+                frame_maps=frame_maps,
+                executor=executor_for(ctx.options),  # bands as tasks on the run's cluster
+                progress=lambda total, _label=label: stage(ctx.options, _label, total),
+            )
+            break
+        except (PxError, ValueError) as exc:
+            for p in frame_maps or ():
+                with contextlib.suppress(OSError):
+                    os.remove(f"{p}.{os.getpid()}.tmp")
+            if isinstance(exc, integration.FrameError) and len(fs) > 1:
+                # one damaged frame (all NaN, unreadable) costs that frame, not the master;
+                # the warning names it, NCOMBINE counts the others
+                ctx.warning(f"integrate(): left out of the {stage_label('master', fs)}: {exc}")
+                keep = [j for j in range(len(fs)) if j != exc.index]
+                fs = fs._subset(keep)
+                if isinstance(weights, (list, tuple)):
+                    weights = [weights[j] for j in keep]
+                continue
+            if isinstance(exc, PxError):
+                raise
+            raise process_error(ctx, "integrate", exc) from exc
     images = list(result) if isinstance(result, tuple) else [result]
     if key is not None:
         if record:

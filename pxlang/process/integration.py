@@ -13,6 +13,7 @@ algorithms and ``normalize_global.py`` for normalisation and the noise estimate.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -28,6 +29,20 @@ from . import normalize_global as ng
 from . import rejection as rj
 
 WEIGHTS = ("none", "noise", "exposure", "meta")
+
+
+class FrameError(ValueError):
+    """Frame ``index`` of the set cannot be integrated (its pixels are all NaN, or it cannot
+    be read or computed): the caller may leave it out and integrate the rest."""
+
+    def __init__(self, index: int, message: str):
+        super().__init__(message)
+        self.index = index
+
+    def __reduce__(self) -> tuple[Any, ...]:  # raised on a cluster worker, read here
+        return (FrameError, (self.index, str(self)))
+
+
 # pixels sampled (in whole rows) to fit averaged sigma clipping's noise model: the median
 # of ~2.6e5 estimates is within ~0.5 % of the image's, for the price of a few rows
 POISSON_SAMPLE = 1 << 18
@@ -258,11 +273,12 @@ def integrate(
     shape = fs.shape
     on_cluster = bool(getattr(executor, "distributed", False))
     if fs.parent is not None and on_cluster:
-        executor.map(fs.materialize_frame, n)  # by the workers, into the shared cache folder
+        # by the workers, into the shared cache folder
+        executor.map(functools.partial(_materialize, fs), n)
     elif fs.parent is not None:
         # derived frames (calibrated...): compute and cache them two at a time first
         with ThreadPoolExecutor(max_workers=2) as pool:
-            list(pool.map(fs.materialize_frame, range(n)))
+            list(pool.map(lambda i: _materialize(fs, i), range(n)))
     channels = 3 if len(shape) == 3 else 1
     h, w = shape[-2], shape[-1]
     wts = _weights(fs, weights)
@@ -350,7 +366,7 @@ def integrate(
         writer.close()
     if not seen.all():
         bad = int(np.argmin(seen))
-        raise ValueError(f"'{fs.name(bad)}' holds no data: every pixel is NaN")
+        raise FrameError(bad, f"'{fs.name(bad)}' holds no data: every pixel is NaN")
 
     # pixels no frame covers (registered frames are NaN outside their footprint): 0, as
     # PixInsight leaves them
@@ -386,6 +402,17 @@ def integrate(
         Image(sq(lmap), None, name="rejection_low"),
         Image(sq(hmap), None, name="rejection_high"),
     )
+
+
+def _materialize(fs: FrameSet, i: int) -> str:
+    """Derived frame i computed into the cache; a frame whose source cannot be read (or
+    holds only NaN) is a ``FrameError`` naming it."""
+    from pxlang.lang.errors import PxIOError
+
+    try:
+        return fs.materialize_frame(i)
+    except PxIOError as exc:
+        raise FrameError(i, exc.message) from exc
 
 
 @contextlib.contextmanager
@@ -585,8 +612,6 @@ def _integrate_on_cluster(
     memory travel with the task); their bands fill ``arrays`` (out, nlow, nhigh, nvalid)
     here, and the per-frame rejection bits go to ``writer`` in row order. Returns which
     frames held finite values."""
-    import functools
-
     from pxlang.image.frameset import Frame
 
     out, nlow, nhigh, nvalid = arrays

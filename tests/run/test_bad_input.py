@@ -180,6 +180,32 @@ def test_nan_filled_frame_is_left_out_by_name(night, tmp_path, capsys):
     ), report["skipped"]
 
 
+def test_nan_filled_calibration_frames_are_left_out_of_their_masters(night, tmp_path, capsys):
+    raw = _copy(night, tmp_path / "raw")
+    damaged = []
+    for kind in ("Bias", "Flat_Ha"):  # a raw frame stacked as it is, and one calibrated first
+        frames = sorted(raw.glob(f"{kind}_*.fits"))
+        for p in frames:  # float frames, as some capture software writes; the second all NaN
+            h = fits.getheader(p)
+            data = fits.getdata(p).astype(np.float32) / 65535
+            if p == frames[1]:
+                data[:] = np.nan
+            for k in ("BZERO", "BSCALE"):
+                h.remove(k, ignore_missing=True)
+            fits.writeto(p, data, h, overwrite=True)
+        damaged.append(frames[1].name)
+    rc, err = _run(capsys, raw, tmp_path / "out", "--quiet")
+    assert rc == 0, err
+    for name, master in zip(damaged, ("master bias", "master flat Ha")):
+        named = [ln for ln in err.splitlines() if name in ln]
+        assert len(named) == 1 and f"left out of the {master}" in named[0], err
+        assert "every pixel is NaN" in named[0]
+    assert fits.getheader(tmp_path / "out" / "masters" / "bias.fits")["NCOMBINE"] == 2
+    assert fits.getheader(tmp_path / "out" / "masters" / "flat_Ha.fits")["NCOMBINE"] == 2
+    assert fits.getheader(tmp_path / "out" / "masters" / "flat_OIII.fits")["NCOMBINE"] == 3
+    assert (tmp_path / "out" / "Ha.fits").exists()
+
+
 def test_output_folder_inside_the_input_folder(night, tmp_path, capsys):
     """The second run must not take the first run's masters (IMAGETYP 'Master Bias'…) for
     frames of the night: before, it failed on 'frames differ in bit depth'."""
