@@ -16,7 +16,7 @@ import numpy as np
 
 from ..image.frameset import FrameSet
 from ..image.store import Image
-from ..lang.errors import PxError
+from ..lang.errors import PxError, PxIOError
 from ..lang.functions import CallContext
 from .common import as_frames, process_error, stage_label
 from .registry import builtin
@@ -297,6 +297,7 @@ def integrate(
                 frame_maps=frame_maps,
                 executor=executor_for(ctx.options),  # bands as tasks on the run's cluster
                 progress=lambda total, _label=label: stage(ctx.options, _label, total),
+                frame_errors=(PxIOError,),
             )
             break
         except (PxError, ValueError) as exc:

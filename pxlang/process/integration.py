@@ -216,6 +216,7 @@ def integrate(
     frame_maps: Sequence[str] | None = None,
     executor: Any = None,
     progress: Callable[[int], contextlib.AbstractContextManager[Callable[..., None]]] | None = None,
+    frame_errors: tuple[type[BaseException], ...] = (),
 ) -> Image | tuple[Image, Image, Image]:
     """Integrate frames into one image, out of core.
 
@@ -242,6 +243,9 @@ def integrate(
         the same results as here. None or a local one: the double-buffered loop below.
     progress : ``progress(total)`` gives a context whose value, ``advance()``, is called
         once per band of rows done (``pxlang.run.progress.stage`` fits); None: silent.
+    frame_errors : exception types that mean a derived frame's source cannot be read; they
+        become a ``FrameError`` naming the frame, as a frame holding only NaN does, so that
+        the caller can leave that frame out.
 
     Returns
     -------
@@ -274,11 +278,11 @@ def integrate(
     on_cluster = bool(getattr(executor, "distributed", False))
     if fs.parent is not None and on_cluster:
         # by the workers, into the shared cache folder
-        executor.map(functools.partial(_materialize, fs), n)
+        executor.map(functools.partial(_materialize, fs, frame_errors=frame_errors), n)
     elif fs.parent is not None:
         # derived frames (calibrated...): compute and cache them two at a time first
         with ThreadPoolExecutor(max_workers=2) as pool:
-            list(pool.map(lambda i: _materialize(fs, i), range(n)))
+            list(pool.map(lambda i: _materialize(fs, i, frame_errors), range(n)))
     channels = 3 if len(shape) == 3 else 1
     h, w = shape[-2], shape[-1]
     wts = _weights(fs, weights)
@@ -404,15 +408,13 @@ def integrate(
     )
 
 
-def _materialize(fs: FrameSet, i: int) -> str:
-    """Derived frame i computed into the cache; a frame whose source cannot be read (or
-    holds only NaN) is a ``FrameError`` naming it."""
-    from pxlang.lang.errors import PxIOError
-
+def _materialize(fs: FrameSet, i: int, frame_errors: tuple[type[BaseException], ...]) -> str:
+    """Derived frame i computed into the cache; an error of ``frame_errors`` (the caller's
+    "this file cannot be read") becomes a ``FrameError`` naming the frame."""
     try:
         return fs.materialize_frame(i)
-    except PxIOError as exc:
-        raise FrameError(i, exc.message) from exc
+    except frame_errors as exc:
+        raise FrameError(i, str(getattr(exc, "message", exc))) from exc
 
 
 @contextlib.contextmanager
