@@ -374,7 +374,7 @@ def integrate(
 
     # pixels no frame covers (registered frames are NaN outside their footprint): 0, as
     # PixInsight leaves them
-    np.nan_to_num(out, copy=False, nan=0.0)
+    np.nan_to_num(out, copy=False, nan=0.0, posinf=np.inf, neginf=-np.inf)
     data = out[0] if channels == 1 else out
     if per_pixel:
         sums = np.array([a.sum(dtype=np.int64) for a in (nlow, nhigh, nvalid)])
