@@ -34,14 +34,23 @@ def drive(keys: str, session: Session | None = None, history: str | None = None)
     return out.text
 
 
-def drive_slowly(chunks: list[str], pause: float = 0.4, **kw) -> str:
-    """Type ``chunks`` one after another with pauses, so the screen is drawn in between."""
+def drive_slowly(
+    chunks: list[str], pause: float = 0.4, wait_for: dict[int, str] | None = None, **kw
+) -> str:
+    """Type ``chunks`` one after another with pauses, so the screen is drawn in between;
+    ``wait_for[k]``: text the screen must show before chunk k is typed (up to 20 s: on a
+    loaded machine a fixed pause can come before the redraw)."""
     out = _Capture()
     with create_pipe_input() as inp:
 
         def typist() -> None:
-            for c in chunks:
+            for k, c in enumerate(chunks):
                 time.sleep(pause)
+                deadline = time.monotonic() + 20
+                while (wait_for or {}).get(k, "") not in out.text:
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.05)
                 inp.send_text(c)
 
         threading.Thread(target=typist, daemon=True).start()
@@ -179,7 +188,7 @@ def test_history_file_lives_in_the_override_folder(tmp_path, monkeypatch):
 
 
 def test_signature_help_is_drawn_while_typing_a_call():
-    text = drive_slowly(["gconv(1, ", "\x03", "\x04"])
+    text = drive_slowly(["gconv(1, ", "\x03", "\x04"], wait_for={1: "Gaussian convolution"})
     assert "gconv(img, sigma=2, rho=1" in text and "Gaussian convolution" in text
     # and the keys reminder when not in a call
     assert "Ctrl-R searches history" in text
