@@ -598,8 +598,8 @@ def _drizzle_header(source: FrameSet, master: Image | None, img: np.ndarray) -> 
     Master Light with its exposure, frame count and rejection figures), else the first
     frame's made a Master Light with the frames' exposure; the noise is the drizzled
     image's own."""
-    from ..image.frameset import header_value
     from ..process import normalize_global as ng
+    from ..process.integration import set_exposure
 
     if master is not None and master.header is not None:
         header = master.header.copy()
@@ -608,14 +608,7 @@ def _drizzle_header(source: FrameSet, master: Image | None, img: np.ndarray) -> 
         if first is None:
             return None
         header = first.copy()
-        exposures = [header_value(source.header(i), "EXPTIME") for i in range(len(source))]
-        try:
-            total = sum(float(e) for e in exposures)
-        except (TypeError, ValueError):
-            total = None
-        if total is not None:
-            header["EXPTIME"] = (total / len(source), "[s] mean exposure of the drizzled frames")
-            header["TOTALEXP"] = (total, "[s] total exposure drizzled")
+        set_exposure(header, source, "drizzled")
     header["IMAGETYP"] = "Master Light"
     noise = ng.noise_estimate(img)
     if np.isfinite(noise):

@@ -37,16 +37,14 @@ def file_name(text: str) -> str:
     return name or "_"
 
 
-_IMAGE_EXTENSIONS = (".fits", ".fit", ".fts", ".xisf", ".png", ".tif", ".tiff", ".jpg", ".jpeg")
-
-
 @builtin("without_extension", category=CAT, example='without_extension("out/m42.png")')
 def without_extension(path: str) -> str:
     """A path without its image-file extension (.fits, .fit, .fts, .xisf, .png, .tif,
-    .tiff, .jpg; any case), to write one image in several formats; other paths as given."""
-    text = str(path)
-    root, ext = os.path.splitext(text)
-    return root if ext.lower() in _IMAGE_EXTENSIONS else text
+    .tiff, .jpg, .fits.gz; any case), to write one image in several formats; other paths
+    as given."""
+    from ..image import io
+
+    return io.without_extension(str(path))
 
 
 def _frames(value: Any, fname: str) -> FrameSet:

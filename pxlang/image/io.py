@@ -92,6 +92,13 @@ def _split(path: str) -> tuple[str, str]:
     return stem, ext.lower()
 
 
+def without_extension(path: str) -> str:
+    """``path`` without its image-file extension (.fits, .fits.gz, .png…; any case); other
+    paths as given."""
+    _, ext = _split(path)
+    return path[: len(path) - len(ext)] if ext in FORMATS else path
+
+
 def format_of(path: str) -> str:
     """The format name ("fits", "xisf", "tiff", "png", "jpeg") for a file name."""
     _, ext = _split(path)

@@ -171,15 +171,13 @@ def _identity(img: Image) -> str:
 def _label(img: Image | None, what: str) -> str:
     if img is None:
         return ""
-    shown = getattr(img, "shown_path", img.path)
-    return f"{what} '{shown}'" if shown else f"the {what}"
+    return f"{what} '{img.shown_path}'" if img.shown_path else f"the {what}"
 
 
 def _file_label(img: Image) -> str:
     """A master's file name for HISTORY: the file the user has, not a cache file's hash."""
-    shown = getattr(img, "shown_path", img.path)
-    if shown:
-        return os.path.basename(shown)
+    if img.shown_path:
+        return os.path.basename(img.shown_path)
     return "unsaved" if img.path else "memory"  # a cached result never saved, or an array
 
 

@@ -504,6 +504,19 @@ def read_frame_map(path: str, width: int | None = None) -> tuple[np.ndarray, np.
     return low, high
 
 
+def set_exposure(header: Any, fs: FrameSet, verb: str) -> None:
+    """EXPTIME (the mean) and TOTALEXP (the sum) of a master from its frames' EXPTIME, when
+    every frame has one."""
+    n = len(fs)
+    try:
+        total = sum(float(header_value(fs.header(i), "EXPTIME")) for i in range(n))
+    except (TypeError, ValueError):
+        return
+    if n:
+        header["EXPTIME"] = (total / n, f"[s] mean exposure of the {verb} frames")
+        header["TOTALEXP"] = (total, f"[s] total exposure {verb}")
+
+
 def _result_header(fs, combine, method, lowp, highp, normalization, weights, plow, phigh, noise):
     from astropy.io.fits import Header
 
@@ -515,17 +528,7 @@ def _result_header(fs, combine, method, lowp, highp, normalization, weights, plo
     if kind in _MASTER_NAMES:
         header["IMAGETYP"] = _MASTER_NAMES[kind]
     n = len(fs)
-    total_exp = 0.0
-    have_exp = True
-    for i in range(n):
-        e = header_value(fs.header(i), "EXPTIME")
-        try:
-            total_exp += float(e)
-        except (TypeError, ValueError):
-            have_exp = False
-    if have_exp and n:
-        header["EXPTIME"] = (total_exp / n, "[s] mean exposure of the integrated frames")
-        header["TOTALEXP"] = (total_exp, "[s] total exposure integrated")
+    set_exposure(header, fs, "integrated")
     wname = weights if isinstance(weights, str) else "list"
     header["NCOMBINE"] = (n, "number of frames integrated")
     header["PXCOMB"] = (combine, "pixel combination")
