@@ -275,11 +275,15 @@ def integrate(
         )
         hit = _cached_integration(ctx, fs, key, maps, record)
         if hit is not None:
+            master = hit[0] if maps else hit
+            for reason in _left_out(master.header):  # said again, as the first run said it
+                ctx.warning(f"integrate(): left out of the {stage_label('master', fs)}: {reason}")
             return hit
     from ..process import integration  # numba and scipy: only when something is computed
     from ..run.executor import executor_for
     from ..run.progress import stage
 
+    left: list[str] = []  # why frames were left out, kept in the master's header
     while True:
         frame_maps = [_frame_map_path(ctx, fs, i, key) for i in range(len(fs))] if record else None
         label = stage_label("integrate", fs)
@@ -308,6 +312,7 @@ def integrate(
                 # one damaged frame (all NaN, unreadable) costs that frame, not the master;
                 # the warning names it, NCOMBINE counts the others
                 ctx.warning(f"integrate(): left out of the {stage_label('master', fs)}: {exc}")
+                left.append(str(exc))
                 keep = [j for j in range(len(fs)) if j != exc.index]
                 fs = fs._subset(keep)
                 if isinstance(weights, (list, tuple)):
@@ -317,6 +322,10 @@ def integrate(
                 raise
             raise process_error(ctx, "integrate", exc) from exc
     images = list(result) if isinstance(result, tuple) else [result]
+    for k, reason in enumerate(left, 1):
+        # astropy (8.0) misreads single quotes in a long string continued over CONTINUE cards
+        text = reason.replace("'", '"')
+        images[0].header[f"{LEFT_OUT}{k}"] = (text, "frame left out of this master")
     if key is not None:
         if record:
             _save_drizzle_data(ctx, fs, key, norm, weights, images[0])
@@ -327,6 +336,20 @@ def integrate(
         for img in images[1:]:
             img.header = None
     return images if maps else images[0]
+
+
+LEFT_OUT = "PXLEFT"  # PXLEFT1, PXLEFT2…: a frame left out of a master, and why
+
+
+def _left_out(header: Any) -> list[str]:
+    """The reasons recorded under PXLEFT1, PXLEFT2… (frames left out of a master)."""
+    out = []
+    for k in range(1, 1000):
+        reason = None if header is None else header.get(f"{LEFT_OUT}{k}")
+        if reason is None:
+            break
+        out.append(str(reason).replace('"', "'"))
+    return out
 
 
 def _integration_meta(fs: FrameSet, i: int, norm: str, weights: Any) -> Any:

@@ -204,6 +204,14 @@ def test_nan_filled_calibration_frames_are_left_out_of_their_masters(night, tmp_
     assert fits.getheader(tmp_path / "out" / "masters" / "flat_Ha.fits")["NCOMBINE"] == 2
     assert fits.getheader(tmp_path / "out" / "masters" / "flat_OIII.fits")["NCOMBINE"] == 3
     assert (tmp_path / "out" / "Ha.fits").exists()
+    bias_header = fits.getheader(tmp_path / "out" / "masters" / "bias.fits")
+    assert damaged[0] in bias_header["PXLEFT1"] and "PXLEFT2" not in bias_header
+    # a forced re-run takes the masters from the cache and says again what they left out
+    rc, err = _run(capsys, raw, tmp_path / "out", "--quiet", "--force")
+    assert rc == 0, err
+    for name, master in zip(damaged, ("master bias", "master flat Ha")):
+        named = [ln for ln in err.splitlines() if name in ln]
+        assert len(named) == 1 and f"left out of the {master}" in named[0], err
 
 
 def test_output_folder_inside_the_input_folder(night, tmp_path, capsys):
