@@ -271,6 +271,45 @@ def test_a_night_without_bias_frames(night, tmp_path, capsys):
     assert np.median(flat_raw) - np.median(flat) == pytest.approx(pedestal, rel=0.1)
 
 
+def test_flats_of_two_exposures_take_the_flat_dark_of_their_own(night, tmp_path, capsys):
+    """One filter's flats in two exposures (a sky-flat session that changed its exposure),
+    flat darks of both: each flat is calibrated with the flat dark of its own exposure."""
+    raw = _copy(night, tmp_path / "raw", drop=lambda h: "bias" in _kind(h))
+    ha_flats = sorted(raw.glob("Flat_Ha_*.fits"))
+    exposure = {p.name: (2.0 if k == 0 else 4.0) for k, p in enumerate(ha_flats)}
+    for p in ha_flats:
+        with fits.open(p, mode="update") as hdul:
+            hdul[0].header["EXPTIME"] = exposure[p.name]
+    flat_exps = {2.0, 4.0} | {
+        fits.getheader(p)["EXPTIME"]
+        for p in raw.glob("*.fits")
+        if "flat" in _kind(fits.getheader(p))
+    }
+    for p in night.glob("*.fits"):
+        if "bias" not in _kind(fits.getheader(p)):
+            continue
+        for e in flat_exps:
+            with fits.open(p) as hdul:
+                h = hdul[0].header
+                h["IMAGETYP"], h["EXPTIME"] = "DARKFLAT", e
+                # the 4 s flat darks hold more signal: the wrong one would show
+                data = hdul[0].data.astype(np.int32) + (400 if e == 4.0 else 0)
+                fits.PrimaryHDU(data.astype(np.uint16), h).writeto(raw / f"fd_{e:g}s_{p.name}")
+    rc, err = _run(capsys, raw, tmp_path / "out")
+    assert rc == 0, err
+    assert "no master dark of" not in err, err
+    seen = set()
+    for p in (tmp_path / "cache" / "frames").glob("Flat_Ha_*.fits"):
+        h = fits.getheader(p)
+        history = "".join(str(line) for line in h.get("HISTORY", []))
+        used = re.search(r"ImageCalibration: .*?dark=(\S+) k=", history)
+        assert used, p.name
+        t = h["EXPTIME"]
+        assert used.group(1) == f"flatdark_{t:g}s.fits" and h["DARKSCAL"] == 1.0, p.name
+        seen.add(t)
+    assert seen == {2.0, 4.0}
+
+
 def test_a_frame_without_imagetyp_is_named(night, tmp_path, capsys):
     """Before, a light without IMAGETYP vanished from every set without a word."""
     raw = _copy(night, tmp_path / "raw")
