@@ -370,12 +370,12 @@ def print_scores(work: Path, truth, filters: tuple[str, ...], times: dict) -> No
     print(
         "\nnoise: robust sigma of star-free sky, truth units; 4x4, 8x8: of block means x 4, "
         "x 8 (scales interpolation hardly reaches; a blurring one still lowers 4x4 a few %); "
-        "ideal: Truth.stack_noise of the approved lights, all: of every light; SNR: nebula "
-        "contrast / noise 4x4"
+        "ideal: Truth.stack_noise of the approved lights, all: of every light (Siril stacks "
+        "every light: /all is its own stack's efficiency); SNR: nebula contrast / noise 4x4"
     )
     print(
         f"{'filter':7}{'side':7}{'aligned to':>28}{'gain a':>7}{'noise':>10}{'/ideal':>7}"
-        f"{'4x4':>10}{'/ideal':>7}{'/all':>6}{'8x8/ideal':>10}{'SNR':>7}{'FWHM':>7}{'stars':>6}"
+        f"{'4x4':>10}{'/ideal':>7}{'/all':>6}{'8x8/ideal':>10}{'/all':>6}{'SNR':>7}{'FWHM':>7}{'stars':>6}"
     )
     for f, q_px, q_si in rows:
         for side, q in (("pxlang", q_px), ("Siril", q_si)):
@@ -383,13 +383,13 @@ def print_scores(work: Path, truth, filters: tuple[str, ...], times: dict) -> No
                 f"{f:7}{side:7}{q['ref']:>28}{q['a']:7.3g}{q['noise']:10.3e}"
                 f"{q['noise'] / q['ideal']:7.3f}{q['noise4']:10.3e}"
                 f"{q['noise4'] / q['ideal']:7.3f}{q['noise4'] / q['ideal_all']:6.3f}"
-                f"{q['noise8'] / q['ideal']:10.3f}"
+                f"{q['noise8'] / q['ideal']:10.3f}{q['noise8'] / q['ideal_all']:6.3f}"
                 f"{q['snr']:7.1f}{q['fwhm']:7.3f}{q['n_stars']:6d}"
             )
         print(
             f"{f:7}{'ratio':7}{'pxlang/Siril':>28}{'':7}{q_px['noise'] / q_si['noise']:10.3f}"
             f"{'':7}{q_px['noise4'] / q_si['noise4']:10.3f}{'':7}{'':6}"
-            f"{q_px['noise8'] / q_si['noise8']:10.3f}"
+            f"{q_px['noise8'] / q_si['noise8']:10.3f}{'':6}"
             f"{q_px['snr'] / q_si['snr']:7.3f}{q_px['fwhm'] / q_si['fwhm']:7.3f}"
             f"   (truth FWHM of the good lights {q_px['fwhm_truth']:.3f})"
         )
