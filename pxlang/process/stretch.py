@@ -24,13 +24,26 @@ StfParams = list[tuple[float, float, float]]  # per channel: (shadows c0, midton
 
 
 def mtf(m: float | np.ndarray, x: float | np.ndarray) -> np.ndarray:
-    """PixInsight's midtones transfer function, vectorised over ``m`` and ``x``."""
-    m = np.asarray(m, dtype=np.float64)
-    x = np.asarray(x, dtype=np.float64)
-    den = (2 * m - 1) * x - m
+    """PixInsight's midtones transfer function, vectorised over ``m`` and ``x``.
+
+    float32 images give float32 (scalars and other arrays float64), with two temporaries of
+    the image's size: a float64 version with a dozen of them made a 2048² preview's RAM
+    spike higher than the run's integration."""
+    m, x = np.asarray(m), np.asarray(x)
+    arrays = [a for a in (m, x) if a.ndim > 0]
+    single = bool(arrays) and all(a.dtype == np.float32 for a in arrays)
+    dt = np.float32 if single else np.float64
+    m, x = m.astype(dt, copy=False), x.astype(dt, copy=False)
+    den = np.asarray((2 * m - 1) * x - m)
+    y = np.asarray((m - 1) * x)
+    zero = den == 0
     with np.errstate(divide="ignore", invalid="ignore"):
-        y = np.where(den != 0, (m - 1) * x / np.where(den != 0, den, 1.0), 0.5)
-    return np.where(x <= 0, 0.0, np.where(x >= 1, 1.0, y))
+        np.divide(y, den, out=y, where=~zero)
+    y[zero] = 0.5  # only where m = 0 and x = 0, or m = 1 and x = 1: replaced just below
+    del den, zero
+    np.copyto(y, dt(0.0), where=x <= 0)
+    np.copyto(y, dt(1.0), where=x >= 1)
+    return y
 
 
 def _channels(data: np.ndarray) -> np.ndarray:
