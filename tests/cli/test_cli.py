@@ -186,6 +186,9 @@ def test_combine_palette_names_as_users_type_them(night):
     assert fits.getdata(night / "colour_HOO.fits").shape == (3, 40, 50)
     r = pxlang("run", "combine", "input=.", "palette=XYZ", cwd=night)
     assert r.returncode == 1 and "unknown palette XYZ" in r.stderr, r.stderr
+    # a palette whose masters are not all there: named up front, with what is missing
+    r = pxlang("run", "combine", "input=.", "palette=sho", cwd=night)
+    assert r.returncode == 1 and "palette SHO needs SII.fits in ." in r.stderr, r.stderr
     (night / "OIII.fits").unlink()  # auto finds no palette for Ha alone: an error, not exit 0
     r = pxlang("run", "combine", "input=.", cwd=night)
     assert r.returncode == 1 and "no palette for the masters" in r.stderr, r.stderr
