@@ -263,17 +263,30 @@ def local_normalization(
         else prepare_reference(ref, scale)
     )
     ref_sub = prepared.sub
-    b_tgt, _ = _background(tgt, scale)
     tgt_finite = np.isfinite(tgt)
     whole = bool(tgt_finite.all()) and prepared.all_finite
-    tgt_sub = tgt - b_tgt if whole else np.where(tgt_finite, tgt - b_tgt, 0.0).astype(np.float32)
-    a, used = _star_scale(prepared, tgt_sub)
+    # The star fluxes subtract a local annulus, which takes out a background smooth at the
+    # normalization scale (flat or sloped across the annulus) by itself: the target's
+    # background model is only needed by the fallback below (it cost a third of the time).
+    # Pixels outside a registered frame's footprint get the frame's median level, so that
+    # an annulus reaching them sees sky.
+    if tgt_finite.all():
+        tgt_flux = tgt
+    else:
+        sample = tgt[::4, ::4][tgt_finite[::4, ::4]]
+        if sample.size == 0:
+            sample = tgt[tgt_finite]
+        level = np.float32(np.median(sample)) if sample.size else np.float32(0.0)
+        tgt_flux = np.where(tgt_finite, tgt, level)
+    a, used = _star_scale(prepared, tgt_flux)
     if not np.isfinite(a) or a <= 0:
         # no usable stars: ratio of the dispersions of the signal above the background
         from scipy.stats import median_abs_deviation
 
+        b_tgt, _ = _background(tgt, scale)
+        tgt_sub = np.where(tgt_finite, tgt - b_tgt, 0.0).astype(np.float32)
         sr = median_abs_deviation(ref_sub[np.isfinite(ref)], axis=None)
-        st = median_abs_deviation(tgt_sub[np.isfinite(tgt)], axis=None)
+        st = median_abs_deviation(tgt_sub[tgt_finite], axis=None)
         a = float(sr / st) if st > 0 else 1.0
     from .stars import background
 

@@ -41,6 +41,27 @@ def test_gradient_and_levels_removed_within_noise():
     assert abs(after[:, -1].mean() - after[:, 0].mean()) < 3 * noise_per_block
 
 
+def test_scale_of_a_registered_frame_and_of_a_starless_one():
+    """A registered frame is NaN outside its footprint, with a steep gradient: the star
+    fluxes (local annuli, no background model of the frame) still give its scale; without
+    stars the dispersions above the background do."""
+    rng = np.random.default_rng(10)
+    sig, xx, yy = scene(rng)
+    ref = (sig + 0.10 + rng.normal(0, SIGMA, sig.shape)).astype(np.float32)
+    tgt = (0.7 * sig + 0.05 + 0.2 * xx + rng.normal(0, SIGMA, sig.shape)).astype(np.float32)
+    tgt[:, :9] = np.nan  # the dither left these columns uncovered
+    tgt[-5:] = np.nan
+    model = local_normalization(ref, tgt, scale=64)
+    assert abs(model.scale - 1 / 0.7) / (1 / 0.7) < 0.02 and model.stars_used > 50
+    # no stars: a smooth nebula only, scaled by 0.5
+    nebula = 0.02 * np.exp(-((xx - 0.5) ** 2 + (yy - 0.5) ** 2) / 0.02)
+    ref = (nebula + 0.1 + rng.normal(0, SIGMA, sig.shape)).astype(np.float32)
+    tgt = (0.5 * nebula + 0.05 + rng.normal(0, SIGMA / 2, sig.shape)).astype(np.float32)
+    tgt[:, :9] = np.nan
+    model = local_normalization(ref, tgt, scale=64)
+    assert model.stars_used < 5 and abs(model.scale - 2.0) < 0.1
+
+
 def test_identical_frames_unchanged_and_band_apply():
     rng = np.random.default_rng(8)
     sig, _, _ = scene(rng)
