@@ -97,8 +97,9 @@ def as_frameset(frames: Any) -> FrameSet:
     raise TypeError(f"integrate takes a frame set or a list of images, not {type(frames).__name__}")
 
 
-def _frame_stats(fs: FrameSet, i: int) -> dict:
-    """Location, scale and noise of frame i, measured once (kept in its meta).
+def _frame_stats(fs: FrameSet, i: int, location_only: bool = False) -> dict:
+    """Location, scale and noise of frame i (only the location when ``location_only``),
+    measured once (kept in its meta).
 
     A registered frame's location is its own (the median of the sky it covers on the
     reference grid), but its scale and noise come from the frame before registration:
@@ -107,7 +108,11 @@ def _frame_stats(fs: FrameSet, i: int) -> dict:
     weight frames by their dither instead of their signal.
     """
     meta = fs.frames[i].meta
-    if "location" not in meta:
+    if location_only and "location" in meta:
+        return meta
+    if location_only:
+        meta.update(ng.frame_stats(lambda r0, r1: fs.read_rows(i, r0, r1), fs.shape, True))
+    elif "scale" not in meta:
         stats = ng.frame_stats(lambda r0, r1: fs.read_rows(i, r0, r1), fs.shape)
         parent = fs.parent
         if "registration" in meta and parent is not None:
@@ -168,13 +173,14 @@ def _normalisation(fs: FrameSet, method: str, channels: int) -> tuple[np.ndarray
     if method in ("none", "local"):
         return np.ones((channels, n)), np.zeros((channels, n))
     # medians of ~0.5 M pixels a frame, two at a time (numpy's partition releases the GIL)
+    only = method in ("additive", "multiplicative")  # no scale: flats, as the workflow does
     with ThreadPoolExecutor(max_workers=2) as pool:
-        stats = list(pool.map(lambda i: _frame_stats(fs, i), range(n)))
+        stats = list(pool.map(lambda i: _frame_stats(fs, i, only), range(n)))
     a = np.empty((channels, n))
     b = np.empty((channels, n))
     for c in range(channels):
         loc = [np.atleast_1d(s["location"])[c] for s in stats]
-        sc = [np.atleast_1d(s["scale"])[c] for s in stats]
+        sc = [np.atleast_1d(s["scale"])[c] if "scale" in s else 1.0 for s in stats]
         a[c], b[c] = ng.affine_coefficients(method, np.asarray(loc), np.asarray(sc))
     return a, b
 

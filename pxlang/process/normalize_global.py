@@ -79,14 +79,23 @@ def sample_rows(height: int, width: int, band: int = 16) -> list[tuple[int, int]
     return [(int(s), int(s) + band) for s in np.unique(starts)]
 
 
-def frame_stats(read_rows: Callable[[int, int], np.ndarray], shape: tuple[int, ...]) -> dict:
-    """Location, scale and noise of one frame, read through ``read_rows(r0, r1)``.
+def frame_stats(
+    read_rows: Callable[[int, int], np.ndarray], shape: tuple[int, ...], location_only: bool = False
+) -> dict:
+    """Location, scale and noise of one frame, read through ``read_rows(r0, r1)``; only the
+    location with ``location_only`` (a third of the work: additive and multiplicative
+    normalization need no more).
 
     Colour frames give per-channel lists.
     """
     h, w = shape[-2], shape[-1]
     bands = [read_rows(r0, r1) for r0, r1 in sample_rows(h, w)]
     data = np.concatenate(bands, axis=-2)
+    if location_only:
+        chans = data if data.ndim == 3 else data[None]
+        finite = [c[np.isfinite(c)] for c in chans]
+        loc = [float(np.median(f)) if f.size else float("nan") for f in finite]
+        return {"location": loc if data.ndim == 3 else loc[0]}
     if data.ndim == 3:
         stats = [robust_stats(c) for c in data]
         return {

@@ -200,6 +200,15 @@ def test_normalizations_bring_frames_to_the_reference():
     np.testing.assert_allclose(out.data, base, atol=1e-6)
     with pytest.raises(ValueError, match="local normalisation"):
         ig.integrate(frames, normalization="local")
+    # additive and multiplicative need only the frames' medians (no dispersion or noise);
+    # the same set normalized with scaling afterwards gets the rest, the median unchanged
+    fs = FrameSet.from_arrays(list(frames_m))
+    ig.integrate(fs, rejection="none", normalization="multiplicative")
+    assert "location" in fs.frames[1].meta and "scale" not in fs.frames[1].meta
+    location = fs.frames[1].meta["location"]
+    ig.integrate(fs, rejection="none", normalization="multiplicative_scaling")
+    assert fs.frames[1].meta["location"] == location and fs.frames[1].meta["scale"] > 0
+    assert location == pytest.approx(float(np.median(frames_m[1])), rel=1e-6)
 
 
 def test_weights(tmp_path):
