@@ -267,7 +267,7 @@ def local_normalization(
     whole = bool(tgt_finite.all()) and prepared.all_finite
     # The star fluxes subtract a local annulus, which takes out a background smooth at the
     # normalization scale (flat or sloped across the annulus) by itself: the target's
-    # background model is only needed by the fallback below (it cost a third of the time).
+    # background model is only needed by the fallback below (it was a quarter of the time).
     # Pixels outside a registered frame's footprint get the frame's median level, so that
     # an annulus reaching them sees sky.
     if tgt_finite.all():

@@ -27,8 +27,8 @@ def mtf(m: float | np.ndarray, x: float | np.ndarray) -> np.ndarray:
     """PixInsight's midtones transfer function, vectorised over ``m`` and ``x``.
 
     float32 images give float32 (scalars and other arrays float64), with two temporaries of
-    the image's size: a float64 version with a dozen of them made a 2048² preview's RAM
-    spike higher than the run's integration."""
+    the image's size: the float64 temporaries of a master preview (~30 MB for a million
+    pixels) had become the peak RAM of a 1024² workflow run."""
     m, x = np.asarray(m), np.asarray(x)
     arrays = [a for a in (m, x) if a.ndim > 0]
     single = bool(arrays) and all(a.dtype == np.float32 for a in arrays)
