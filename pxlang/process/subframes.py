@@ -172,7 +172,7 @@ def measure_frame_stars(
     nfit = int(ok.sum())
     fwhm_px = float(np.median(table.fwhm[ok])) if nfit >= MIN_FITTED else math.nan
     ecc = float(np.median(table.eccentricity[ok])) if nfit >= MIN_FITTED else math.nan
-    med = float(np.median(finite))
+    med = float(np.median(finite, overwrite_input=True))  # our copy: its order is free
     meandev = float(np.mean(np.abs(finite - med)))
     noise = noise_mrs(arr)
     if not noise > 0:
