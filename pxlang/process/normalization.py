@@ -264,13 +264,14 @@ def local_normalization(
     )
     ref_sub = prepared.sub
     tgt_finite = np.isfinite(tgt)
-    whole = bool(tgt_finite.all()) and prepared.all_finite
+    tgt_whole = bool(tgt_finite.all())
+    whole = tgt_whole and prepared.all_finite
     # The star fluxes subtract a local annulus, which takes out a background smooth at the
     # normalization scale (flat or sloped across the annulus) by itself: the target's
     # background model is only needed by the fallback below (it was a quarter of the time).
     # Pixels outside a registered frame's footprint get the frame's median level, so that
     # an annulus reaching them sees sky.
-    if tgt_finite.all():
+    if tgt_whole:
         tgt_flux = tgt
     else:
         sample = tgt[::4, ::4][tgt_finite[::4, ::4]]

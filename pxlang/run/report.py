@@ -173,6 +173,13 @@ def _finite(x: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def _unit(frames: list[dict], prop: str) -> str | None:
+    """The unit every frame gives ``prop`` in (``units``), or None when they differ or none
+    says."""
+    units = {(f.get("units") or {}).get(prop) for f in frames} - {None}
+    return units.pop() if len(units) == 1 else None
+
+
 def _summary(groups: dict[str, list[dict]]) -> dict[str, Any]:
     """Per filter: counts and the medians of the panels' properties over approved frames."""
     out = {}
@@ -180,9 +187,9 @@ def _summary(groups: dict[str, list[dict]]) -> dict[str, Any]:
         ok = [f for f in frames if f.get("approved")]
         row: dict[str, Any] = {"frames": len(frames), "approved": len(ok)}
         row["rejected"] = len(frames) - len(ok)
-        units = {(f.get("units") or {}).get("FWHM") for f in frames} - {None}
-        if len(units) == 1:
-            row["FWHMUnit"] = units.pop()
+        unit = _unit(frames, "FWHM")
+        if unit is not None:
+            row["FWHMUnit"] = unit
         for prop in PANELS:
             vals = [_prop(f, prop) for f in ok]
             vals = [v for v in vals if v is not None]
@@ -335,8 +342,8 @@ def subframes_png(
             lo, hi = min(span), max(span)
             pad = 0.12 * (hi - lo) if hi > lo else 0.1 * abs(hi) or 1.0
             ax.set_ylim(lo - pad, hi + 1.5 * pad)
-        units = {(f.get("units") or {}).get(prop) for f in frames} - {None}
-        ax.set_ylabel(f"{prop} ({units.pop()})" if len(units) == 1 else prop)
+        unit = _unit(frames, prop)
+        ax.set_ylabel(prop if unit is None else f"{prop} ({unit})")
         ax.grid(True, color="#dddddd", lw=0.6)
         if not np.isfinite(y).any():
             ax.text(0.5, 0.5, "not measured", transform=ax.transAxes, ha="center", color="#777777")

@@ -53,6 +53,14 @@ def test_scale_of_a_registered_frame_and_of_a_starless_one():
     tgt[-5:] = np.nan
     model = local_normalization(ref, tgt, scale=64)
     assert abs(model.scale - 1 / 0.7) / (1 / 0.7) < 0.02 and model.stars_used > 50
+    # stars whose annuli reach into the uncovered columns: those read as sky, not as 0
+    y = np.linspace(20, 300, 30)
+    edge = render_stars((S, S), rng.uniform(13, 16, 30), y, np.full(30, 3.0), 3.0)
+    ref = (edge + 0.1 + rng.normal(0, SIGMA, sig.shape)).astype(np.float32)
+    tgt = (0.7 * edge + 0.3 + rng.normal(0, SIGMA, sig.shape)).astype(np.float32)
+    tgt[:, :9] = np.nan
+    model = local_normalization(ref, tgt, scale=64)
+    assert abs(model.scale - 1 / 0.7) / (1 / 0.7) < 0.02 and model.stars_used >= 10
     # no stars: a smooth nebula only, scaled by 0.5
     nebula = 0.02 * np.exp(-((xx - 0.5) ** 2 + (yy - 0.5) ** 2) / 0.02)
     ref = (nebula + 0.1 + rng.normal(0, SIGMA, sig.shape)).astype(np.float32)
