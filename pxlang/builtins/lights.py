@@ -463,9 +463,9 @@ def measure(
             "table": table,
         }
         f.meta["measure"] = row
-        # FWHM as measured: arcseconds when a pixel scale was given or is in the header
-        sc = scale if scale is not None else pixel_scale(fs.header(i))
-        f.meta["fwhm_unit"] = "arcsec" if sc else "px"
+        # FWHM as measured: arcseconds when the measurement had a pixel scale (its row
+        # then records it as Scale)
+        f.meta["fwhm_unit"] = "arcsec" if row.get("Scale") else "px"
         f.meta.update(row)
         if row["Stars"] == 0:
             left.append((i, "no stars found"))
