@@ -26,8 +26,14 @@ noise; FWHM is the median Moffat FWHM of bright unsaturated stars
 (largest single process: pxlang's forked per-frame workers are not added up) and the peak
 PSS of the whole process tree sampled with psutil.
 
+Times are of runs nobody watches: sampling the tree's PSS every 0.2 s costs ~1.2 s of CPU
+per run here (~10 % of a 1024² run on two cores, for both sides), so the PSS comes from one
+more run of each side made only for it. ``--repeat N`` times each side N times, alternating
+(the machine's own drift falls on both), and prints every time and the medians.
+
     python scripts/bench_end2end.py                      # 1024², 20 lights per filter
     python scripts/bench_end2end.py --big                # 2048², 25 lights per filter
+    python scripts/bench_end2end.py --repeat 3           # medians of three timed runs a side
     python scripts/bench_end2end.py --size 512 --lights 10 --keep
     python scripts/bench_end2end.py --score /tmp/bench_end2end_1024_xxxx   # re-score a kept run
     python scripts/bench_end2end.py --src /tmp/pxhead    # pxlang from a `git archive HEAD` copy
@@ -55,20 +61,24 @@ SRC = ROOT  # where pxlang is imported from (--src: e.g. a `git archive HEAD` sn
 BORDER = 24  # px left out of scoring: dither (6 px) + rotation at the corners + stack edges
 
 
-def timed(cmd: list[str], cwd: str | Path) -> tuple[float, float, float, str]:
+def timed(cmd: list[str], cwd: str | Path, pss: bool = False) -> tuple[float, float, float, str]:
     """(wall s, peak RSS MB, peak tree PSS MB, stdout) of a command run under GNU time.
 
     GNU time's peak RSS is that of the largest single process: forked workers running at
-    the same time are not added up. The tree PSS (proportional set size, so pages shared
-    after a fork count once), sampled every 0.2 s with psutil, sums the whole tree."""
+    the same time are not added up. With ``pss`` the tree PSS (proportional set size, so
+    pages shared after a fork count once) is sampled every 0.2 s with psutil, summing the
+    whole tree; the sampling slows the run (module docstring), so its wall time is not the
+    one to quote. Without, the PSS is nan."""
     import psutil
 
     os.sync()  # the previous step's dirty pages are not flushed on this one's time
     t = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         p = subprocess.Popen(["/usr/bin/time", "-v", *cmd], cwd=cwd, stdout=out, stderr=err)
-        peak = 0.0
+        peak = 0.0 if pss else float("nan")
         root = psutil.Process(p.pid)
+        if not pss:
+            p.wait()
         while p.poll() is None:
             total = 0.0
             try:
@@ -144,25 +154,27 @@ def siril_steps(filters: tuple[str, ...]) -> list[tuple[str, str]]:
 
 
 def run_siril(
-    night: Path, work: Path, filters: tuple[str, ...]
+    night: Path, work: Path, filters: tuple[str, ...], pss: bool = False
 ) -> tuple[float, float, float, dict]:
-    """Run Siril's steps in ``work``: (summed wall s, max peak RSS MB, max tree PSS MB,
-    {step: (s, RSS MB)})."""
+    """Run Siril's steps in a new folder ``work``: (summed wall s, max peak RSS MB, max tree
+    PSS MB (nan without ``pss``), {step: (s, RSS MB)})."""
+    shutil.rmtree(work, ignore_errors=True)
     _link_files(night / "biases", work / "biases")
     _link_files(night / "darks", work / "darks")
     for f in filters:
         _link_files(night / "flats" / f, work / f"flats_{f}")
         _link_files(night / "lights" / f, work / f"lights_{f}")
     per: dict[str, tuple[float, float]] = {}
-    pss = 0.0
+    peak = 0.0 if pss else float("nan")
     for k, (name, script) in enumerate(siril_steps(filters)):
         ssf = work / f"step{k:02d}.ssf"
         ssf.write_text(script)
-        wall, rss, step_pss, log = timed(["siril-cli", "-d", str(work), "-s", str(ssf)], work)
+        cmd = ["siril-cli", "-d", str(work), "-s", str(ssf)]
+        wall, rss, step_pss, log = timed(cmd, work, pss)
         ssf.with_suffix(".log").write_text(log)
         per[name] = (wall, rss)
-        pss = max(pss, step_pss)
-    return sum(w for w, _ in per.values()), max(r for _, r in per.values()), pss, per
+        peak = max(peak, step_pss)
+    return sum(w for w, _ in per.values()), max(r for _, r in per.values()), peak, per
 
 
 # ---- scoring -------------------------------------------------------------------------------
@@ -264,11 +276,13 @@ def score(path: Path, truth, group: str) -> dict:
 # ---- main ----------------------------------------------------------------------------------
 
 
-def run(size: int, lights: int, filters: tuple[str, ...], keep: bool, seed: int) -> None:
+def run(
+    size: int, lights: int, filters: tuple[str, ...], keep: bool, seed: int, repeat: int = 1
+) -> None:
 
     work = Path(tempfile.mkdtemp(prefix=f"bench_end2end_{size}_"))
     try:
-        _run_in(work, size, lights, filters, seed)
+        _run_in(work, size, lights, filters, seed, repeat)
     finally:
         if keep:
             print(f"kept {work}")
@@ -296,7 +310,9 @@ def warm_up(work: Path) -> None:
     print(f"warm-up: pxlang demo {wall:.1f} s (includes numba compiling on a first run)")
 
 
-def _run_in(work: Path, size: int, lights: int, filters: tuple[str, ...], seed: int) -> None:
+def _run_in(
+    work: Path, size: int, lights: int, filters: tuple[str, ...], seed: int, repeat: int
+) -> None:
     from pxlang.synthetic import make_night
 
     night = work / "night"
@@ -333,14 +349,33 @@ def _run_in(work: Path, size: int, lights: int, filters: tuple[str, ...], seed: 
         f"output={out_px}",
     )
     warm_up(work)
-    wall_px, rss_px, pss_px, _ = timed(cmd, work)
-    print(f"pxlang: {wall_px:.1f} s, peak RSS {rss_px:.0f} MB, tree PSS {pss_px:.0f} MB")
-
     siril = work / "siril"
-    siril.mkdir()
-    wall_si, rss_si, pss_si, per = run_siril(night, siril, filters)
-    steps = ", ".join(f"{k} {w:.1f} s/{r:.0f} MB" for k, (w, r) in per.items())
-    print(f"Siril: {wall_si:.1f} s, peak RSS {rss_si:.0f} MB, PSS {pss_si:.0f} MB  ({steps})")
+
+    def pxlang_run(pss: bool) -> tuple[float, float, float]:
+        shutil.rmtree(work / "pxcache", ignore_errors=True)  # every run from scratch
+        shutil.rmtree(out_px, ignore_errors=True)
+        wall, rss, peak, _ = timed(cmd, work, pss)
+        return wall, rss, peak
+
+    px, si = [], []
+    for k in range(repeat):  # alternating: the machine's drift falls on both sides
+        px.append(pxlang_run(False))
+        wall, rss, _, per = run_siril(night, siril, filters)
+        si.append((wall, rss))
+        steps = ", ".join(f"{n} {w:.1f} s/{r:.0f} MB" for n, (w, r) in per.items())
+        print(
+            f"run {k + 1}: pxlang {px[-1][0]:.1f} s, peak RSS {px[-1][1]:.0f} MB | Siril "
+            f"{wall:.1f} s, peak RSS {rss:.0f} MB ({steps})",
+            flush=True,
+        )
+    # the tree PSS from one more run a side, sampled (slower: not a time to quote)
+    pss_px = pxlang_run(True)[2]
+    pss_si = run_siril(night, siril, filters, pss=True)[2]
+    wall_px, rss_px = float(np.median([r[0] for r in px])), max(r[1] for r in px)
+    wall_si, rss_si = float(np.median([r[0] for r in si])), max(r[1] for r in si)
+    what = f"median of {repeat}" if repeat > 1 else "one run"
+    print(f"pxlang: {wall_px:.1f} s ({what}), peak RSS {rss_px:.0f} MB, tree PSS {pss_px:.0f} MB")
+    print(f"Siril: {wall_si:.1f} s ({what}), peak RSS {rss_si:.0f} MB, PSS {pss_si:.0f} MB")
     times = {"px": (wall_px, rss_px, pss_px), "si": (wall_si, rss_si, pss_si)}
     (work / "times.json").write_text(json.dumps(times))
     print_scores(work, truth, filters, times)
@@ -425,6 +460,7 @@ def main() -> None:
     ap.add_argument("--filters", nargs="+", default=["Ha", "OIII"])
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--keep", action="store_true", help="keep the temp folder")
+    ap.add_argument("--repeat", type=int, default=1, help="timed runs a side (medians)")
     ap.add_argument("--src", default=str(ROOT), help="folder to import pxlang from")
     ap.add_argument("--score", metavar="WORK", help="only score a folder kept by --keep")
     args = ap.parse_args()
@@ -444,7 +480,7 @@ def main() -> None:
         print_scores(work, truth, truth.groups, times)
         return
     size, lights = (2048, 25) if args.big else (args.size, args.lights)
-    run(size, lights, tuple(args.filters), args.keep, args.seed)
+    run(size, lights, tuple(args.filters), args.keep, args.seed, max(1, args.repeat))
 
 
 if __name__ == "__main__":
