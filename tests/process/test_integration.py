@@ -130,10 +130,14 @@ def test_streaming_bands_equal_one_band(tmp_path, method):
 
 
 def test_averaged_sigma_samples_rows_of_big_images(monkeypatch):
-    rows = ig.sample_rows(1000, 100, 5000)
-    assert rows.size == 50 and rows[0] >= 0 and rows[-1] <= 999
-    assert np.all(np.diff(rows) >= 19) and np.all(np.diff(rows) <= 21)  # evenly spread
+    rows = ig.sample_rows(1000, 100, 5000)  # 50 rows: four blocks of 16 consecutive rows
+    blocks = np.split(rows, np.flatnonzero(np.diff(rows) != 1) + 1)
+    assert [b.size for b in blocks] == [16] * 4
+    assert [b[0] for b in blocks] == [123, 369, 615, 861]  # evenly spread, centred
+    assert ig._runs(rows) == [(0, 16), (16, 32), (32, 48), (48, 64)]
+    assert ig._runs(np.array([3, 4, 5, 9, 11, 12])) == [(0, 3), (3, 4), (4, 6)]
     assert np.array_equal(ig.sample_rows(40, 100, 5000), np.arange(40))  # small: all rows
+    assert np.array_equal(ig.sample_rows(40, 100, 300), np.array([18, 19, 20]))
     truth = sky_truth(h=200)
     frames = noisy_frames(8, truth, seed=6)
     mask = inject_outliers(frames)
