@@ -355,7 +355,7 @@ def resolve_script(name: str) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .api import run_workflow
-    from .lang.errors import PxIOError
+    from .lang.errors import PxError, PxIOError
 
     params = _parse_params(args.params)
     path = resolve_script(args.script)
@@ -385,7 +385,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         options["base_dir"] = os.getcwd()
     if args.cache:
         options["cache_dir"] = os.path.abspath(args.cache)
-    run_workflow(text, params=params, path=path, options=options, force=args.force)
+    try:
+        run_workflow(text, params=params, path=path, options=options, force=args.force)
+    except PxError as e:
+        # an error at a line of a stdlib workflow is about the user's frames or parameters,
+        # not that line: its message names what is wrong, without pxlang's own source
+        # (--debug shows the traceback)
+        if stdlib and e.span is not None:
+            if os.path.abspath(e.span.source.name) == os.path.abspath(path):
+                e.span = None
+        raise
     return EXIT_OK
 
 

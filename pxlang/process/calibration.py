@@ -185,6 +185,31 @@ def _dims(shape: tuple[int, ...]) -> str:
     return f"{shape[-1]}x{shape[-2]}" + (" colour" if len(shape) == 3 else "")
 
 
+def _level(data: np.ndarray) -> float:
+    """A frame's median from every 7th pixel of every 7th row (the scale check below)."""
+    sample = np.asarray(data)[..., ::7, ::7]
+    v = sample[np.isfinite(sample)]
+    return float(np.median(v)) if v.size else float("nan")
+
+
+def _check_scale(name: str, level: float, master: str, master_level: float) -> None:
+    """Refuse a frame and a master on different scales. Integer samples are read as [0, 1]
+    (as PixInsight and Siril read them); float samples are taken as they are, so float
+    frames saved in camera units (0–65535) next to integer masters (or the other way round)
+    would be calibrated by a bias/dark ~65535× too small: a master without effect, silently.
+    A median above 2 is camera units (normalised data lies in [0, 1]); at or below 1, [0, 1]."""
+    camera = [x > 2.0 for x in (level, master_level)]
+    unit = [x <= 1.0 for x in (level, master_level)]
+    if (camera[0] and unit[1]) or (unit[0] and camera[1]):
+        what = lambda c: "camera units (0–65535)" if c else "[0, 1]"  # noqa: E731
+        raise CalibrationError(
+            f"'{name}' is in {what(camera[0])} (median {level:.4g}) but {master} is in "
+            f"{what(camera[1])} (median {master_level:.4g}): integer FITS are read as [0, 1], "
+            "float FITS as they are — save the frames and the calibration frames alike, or "
+            "rescale one set (PixelMath: $T/65535)"
+        )
+
+
 EXPOSURE_TOLERANCE = 0.005  # s: exposures equal to 0.01 s are the same exposure
 
 
@@ -334,6 +359,19 @@ def calibrate(
     # when both are given: dark_c is bias-free then, so the bias is subtracted once).
     subtract_bias = bias is not None
     ped = float(pedestal) / 65535.0 if pedestal else 0.0
+    # the master each frame's scale is checked against: the bias, else its dark when that
+    # holds the bias (a bias-free dark's median is ~0, which says nothing of its scale)
+    levels: dict[int, tuple[str, float]] = {}
+
+    def master_level(i: int) -> tuple[str, float] | None:
+        key = -1 if bias is not None else pick[i] if darks and has_bias[pick[i]] else None
+        if key is None:
+            return None
+        if key not in levels:
+            img = bias if key < 0 else darks[key]
+            what = _label(img, "master bias" if key < 0 else "master dark")
+            levels[key] = (what, _level(img.data))
+        return levels[key]
 
     def scale_for(i: int) -> float:
         t = exposures[i]
@@ -347,6 +385,9 @@ def calibrate(
             raise CalibrationError(
                 f"'{frames.name(i)}' is {_dims(img.shape)} but the masters are {_dims(shape)}"
             )
+        ref = master_level(i)
+        if ref is not None:
+            _check_scale(frames.name(i), _level(img.data), *ref)
         k = scale_for(i)
         dc = dark_c[pick[i]] if darks else None
         b = bias_d if subtract_bias else None

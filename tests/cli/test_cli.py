@@ -192,6 +192,8 @@ def test_combine_palette_names_as_users_type_them(night):
     (night / "OIII.fits").unlink()  # auto finds no palette for Ha alone: an error, not exit 0
     r = pxlang("run", "combine", "input=.", cwd=night)
     assert r.returncode == 1 and "no palette for the masters" in r.stderr, r.stderr
+    r = pxlang("run", "combine", "input=nowhere", cwd=night)
+    assert r.returncode == 1 and "no such input folder: nowhere" in r.stderr, r.stderr
 
 
 def test_check_reports_file_line_col_caret_and_hint(night):

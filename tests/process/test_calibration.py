@@ -215,3 +215,27 @@ def test_colour_flat_is_normalised_per_channel():
     for c in range(3):
         assert n[c].mean() == pytest.approx(1.0)
     assert n[1, 0, 0] < 0.6
+
+
+def test_frames_and_masters_on_different_scales_are_refused():
+    # float frames in camera units (0–65535) with masters read from integer files ([0, 1]):
+    # the bias would be ~65535× too small and change nothing; the other way round, the
+    # frames would go far below zero. Either is refused, naming the frame and the master.
+    bias, current, flat, sky = truth()
+    adu = frames_of([(sky + bias) * 65535.0], EXPTIME=60.0)
+    master = Image(bias, hdr(IMAGETYP="Master Bias"), path="bias.fits")
+    with pytest.raises(cal.CalibrationError, match=r"is in camera units \(0–65535\) \(median "):
+        cal.calibrate(adu, bias=master).read(0)
+    with pytest.raises(cal.CalibrationError, match=r"but master bias 'bias.fits' is in \[0, 1\]"):
+        cal.calibrate(adu, bias=master).read(0)
+    unit = frames_of([sky + bias], EXPTIME=60.0)
+    big_dark = Image((bias + current * 60) * 65535.0, hdr(EXPTIME=60.0), path="dark.fits")
+    with pytest.raises(cal.CalibrationError, match=r"is in \[0, 1\] .* master dark 'dark.fits'"):
+        cal.calibrate(unit, dark=big_dark).read(0)
+    # the same scale on both sides calibrates, in either unit; a bias-free dark (median ~0)
+    # says nothing of its scale and is not checked
+    ok = cal.calibrate(adu, bias=Image(bias * 65535.0, hdr())).read(0).data
+    np.testing.assert_allclose(ok, sky * 65535.0, rtol=1e-5)
+    cal.calibrate(unit, bias=master).read(0)
+    free = Image(current * 60 * 65535.0, hdr(EXPTIME=60.0, BIASSUB=True), path="d.fits")
+    cal.calibrate(frames_of([sky * 65535.0], EXPTIME=60.0), dark=free).read(0)

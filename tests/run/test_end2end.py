@@ -206,7 +206,7 @@ def test_missing_calibration_frames_run_with_warnings(tmp_path, capsys):
 def test_an_empty_folder_is_a_clear_error(tmp_path):
     (tmp_path / "empty").mkdir()
     script = stdlib_dir() / "preprocess.px"
-    with pytest.raises(pxlang.PxError, match="no image files match") as exc:
+    with pytest.raises(pxlang.PxError, match="no image files in") as exc:
         pxlang.evaluate(
             script.read_text(),
             path=str(script),
