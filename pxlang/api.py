@@ -234,6 +234,7 @@ def run_workflow(
                 print(line, file=sys.stderr)
             print(uptodate.summary(record), file=sys.stderr, flush=True)
         return False
+    uptodate.sweep_temp(root)  # what a killed run left half-written
     with runtrace.tracing(ignore=[root]) as trace:
         evaluate(source, params=params, path=path, options=opts)
     uptodate.keep(root, key, trace)

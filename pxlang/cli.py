@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a .px script (or a stdlib workflow by name)")
     r.add_argument("script", help="FILE.px or a stdlib workflow name (e.g. preprocess)")
     r.add_argument("params", nargs="*", default=[], metavar="NAME=VALUE", help="script parameters")
-    r.add_argument("--seed", type=int)
+    r.add_argument("--seed", type=int, help="seed for random()/gauss() (the same numbers each run)")
     r.add_argument("--quiet", action="store_true", help="no progress output")
     r.add_argument(
         "--scheduler",
@@ -99,7 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     d = sub.add_parser("demo", help="make a synthetic night and process it end to end")
-    d.add_argument("dir", nargs="?", default="pxlang-demo")
+    d.add_argument(
+        "dir",
+        nargs="?",
+        default="pxlang-demo",
+        help="folder for the night, its outputs and cache (default: ./pxlang-demo)",
+    )
     d.add_argument("--quiet", action="store_true", help="no progress output")
     d.add_argument("--seed", type=int, default=0, help="seed of the synthetic night")
     d.add_argument("--force", action="store_true", help=FORCE_HELP)

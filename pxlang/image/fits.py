@@ -147,6 +147,10 @@ def _layout_by_astropy(path: str, fits: Any, gz: bool) -> tuple[Any, Any, int, i
     except PxIOError:
         raise
     except (OSError, ValueError, EOFError, KeyError, IndexError, TypeError) as exc:
+        if "No SIMPLE card" in str(exc):  # astropy's advice to force it open would not help
+            raise file_error(
+                path, "not a FITS file: it does not begin with a FITS header (SIMPLE = T)"
+            ) from exc
         raise file_error(path, f"not a FITS file, or corrupt ({exc})") from exc
     return header, extra, i, offset
 

@@ -48,6 +48,30 @@ def cache_root(options: Mapping[str, Any] | None, base_dir: str) -> str:
     return os.environ.get("PXLANG_CACHE") or os.path.join(base_dir, ".pxlang-cache")
 
 
+STALE_TEMP = 3600.0  # s without a write: a temporary file no live run is writing
+
+
+def sweep_temp(root: str, older_than: float = STALE_TEMP) -> int:
+    """Remove the temporary files (``*.tmp``) a killed run left in the cache folder ``root``
+    (``frames/``, ``runs/``): each is written to and renamed within seconds, so one not
+    written to for ``older_than`` seconds belongs to no live run, even one on another
+    machine sharing the folder. Returns how many were removed."""
+    removed, now = 0, time.time()
+    for sub in ("frames", "runs"):
+        try:
+            entries = list(os.scandir(os.path.join(root, sub)))
+        except OSError:
+            continue
+        for e in entries:
+            if not e.name.endswith(".tmp"):
+                continue
+            with suppress(OSError):
+                if now - e.stat().st_mtime > older_than:
+                    os.remove(e.path)
+                    removed += 1
+    return removed
+
+
 def run_key(
     text: str,
     path: str | None,

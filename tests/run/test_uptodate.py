@@ -190,3 +190,21 @@ def test_warnings_are_shown_again_when_skipped(night, capsys):
     again = capsys.readouterr().err
     assert "broken.fits" in first
     assert "broken.fits" in again and "up to date" in again
+
+
+def test_a_run_removes_the_temporary_files_a_killed_run_left(night):
+    # a run killed (SIGKILL) while writing leaves *.tmp files in the cache; the next run
+    # removes those no one has written to for an hour, never a live run's
+    frames = night / "cache" / "frames"
+    frames.mkdir(parents=True)
+    old = [frames / "a_1234.rejection.npy.4321.tmp", frames / ".b_5678.fits.9f8e.tmp"]
+    fresh = frames / "c_1234.rejection.npy.4322.tmp"
+    kept = frames / "d_1234.fits"  # a finished file, however old
+    for p in [*old, fresh, kept]:
+        p.write_bytes(b"x")
+    hour_ago = os.path.getmtime(fresh) - 3700
+    for p in [*old, kept]:
+        os.utime(p, (hour_ago, hour_ago))
+    assert _run(night)
+    assert not any(p.exists() for p in old)
+    assert fresh.exists() and kept.exists()
