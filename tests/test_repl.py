@@ -233,3 +233,31 @@ def test_the_loop_survives_an_unexpected_python_exception(monkeypatch):
     text = drive("boom = 1\nv = 5\nv\n\x04", session=s)
     assert "internal error: ZeroDivisionError: deep inside a process" in text
     assert s.value("v") == 5.0 and "5" in printed(text)
+
+
+def test_without_a_terminal_inputs_run_line_by_line(tmp_path):
+    # `echo … | pxlang repl`: no prompt_toolkit screen in the pipe, each input run when
+    # complete (blocks and open brackets wait), errors shown, the exit status says so
+    import os
+    import subprocess
+    import sys
+
+    def repl(text: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "pxlang", "repl"],
+            input=text,
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**os.environ, "PXLANG_HISTORY_DIR": str(tmp_path)},
+        )
+
+    r = repl("x = 1 + 2\nif x > 2 {\n    y = x * 10\n}\nz = (y +\n 1)\nz\n")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["3", "30", "31", "31"]
+    assert "\x1b" not in r.stdout + r.stderr and "not a terminal" not in r.stdout + r.stderr
+    r = repl("a = 2\nb = nope + a\na * 2\n")
+    assert r.returncode == 1
+    assert "unknown name 'nope'" in r.stdout and r.stdout.split()[-1] == "4"
+    r = repl("a = (1 +\n")
+    assert r.returncode == 1 and "'(' is never closed" in r.stdout

@@ -109,6 +109,9 @@ def run_repl(
     from .toolbar import signature_fragments
     from .validator import PxValidator
 
+    if input is None and not sys.stdin.isatty():
+        # piped or redirected: prompt_toolkit would warn and draw its screen into the pipe
+        return run_lines(sys.stdin, session)
     if threading.current_thread() is threading.main_thread():
         # Ctrl-C must cancel an evaluation even when the REPL was started with SIGINT ignored
         # (a background job, nohup): Python leaves an inherited SIG_IGN in place
@@ -156,33 +159,57 @@ def run_repl(
             continue
         except EOFError:  # Ctrl-D
             break
-        if not text.strip():
-            continue
-        session.busy = True
-        try:
-            value = session.run(text)
-        except PxError as e:
-            emit(e.render())
-            continue
-        except KeyboardInterrupt:
-            session.cancelled()
-            emit("cancelled")
-            continue
-        except RecursionError:
-            session.cancelled()
-            emit("error: too deeply nested")
-            continue
-        except Exception as e:  # noqa: BLE001 - the loop survives every exception
-            session.cancelled()
-            last = traceback.extract_tb(e.__traceback__)[-1:]
-            where = f" ({last[0].filename.rsplit('/', 1)[-1]}:{last[0].lineno})" if last else ""
-            emit(f"internal error: {type(e).__name__}: {e}{where}")
-            continue
-        finally:
-            session.busy = False
-        stripped = text.strip()
-        is_text = isinstance(value, str) and stripped.startswith((":", "help"))
-        shown = value if is_text else format_value(value)
-        if shown:
-            emit(shown)
+        _evaluate(session, text, emit)
     return 0
+
+
+def _evaluate(session: Session, text: str, emit: Any) -> bool:
+    """Run one input and show its value or its error; the loop survives every exception.
+    False when it failed."""
+    if not text.strip():
+        return True
+    session.busy = True
+    try:
+        value = session.run(text)
+    except PxError as e:
+        emit(e.render())
+        return False
+    except KeyboardInterrupt:
+        session.cancelled()
+        emit("cancelled")
+        return False
+    except RecursionError:
+        session.cancelled()
+        emit("error: too deeply nested")
+        return False
+    except Exception as e:  # noqa: BLE001 - the loop survives every exception
+        session.cancelled()
+        last = traceback.extract_tb(e.__traceback__)[-1:]
+        where = f" ({last[0].filename.rsplit('/', 1)[-1]}:{last[0].lineno})" if last else ""
+        emit(f"internal error: {type(e).__name__}: {e}{where}")
+        return False
+    finally:
+        session.busy = False
+    stripped = text.strip()
+    is_text = isinstance(value, str) and stripped.startswith((":", "help"))
+    shown = value if is_text else format_value(value)
+    if shown:
+        emit(shown)
+    return True
+
+
+def run_lines(lines: Any, session: Session | None = None, emit: Any = None) -> int:
+    """The REPL without a terminal (``echo 'x = 1' | pxlang repl``, a here-document): each
+    input as soon as it is complete (a block or open bracket waits for its end), no prompt,
+    no editing. Exit status 1 when an input failed, else 0."""
+    session = session or Session()
+    emit = emit or (lambda text: print(text, flush=True))
+    ok, text = True, ""
+    for line in lines:
+        text += line
+        if text.strip() and session.is_complete(text):
+            ok &= _evaluate(session, text, emit)
+            text = ""
+    if text.strip():  # unfinished at the end: its error (an open bracket…) is shown
+        ok &= _evaluate(session, text, emit)
+    return 0 if ok else 1
