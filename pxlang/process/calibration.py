@@ -201,10 +201,10 @@ def _check_scale(name: str, level: float, master: str, master_level: float) -> N
     camera = [x > 2.0 for x in (level, master_level)]
     unit = [x <= 1.0 for x in (level, master_level)]
     if (camera[0] and unit[1]) or (unit[0] and camera[1]):
-        what = lambda c: "camera units (0–65535)" if c else "[0, 1]"  # noqa: E731
+        what = ["camera units (0–65535)" if c else "[0, 1]" for c in camera]
         raise CalibrationError(
-            f"'{name}' is in {what(camera[0])} (median {level:.4g}) but {master} is in "
-            f"{what(camera[1])} (median {master_level:.4g}): integer FITS are read as [0, 1], "
+            f"'{name}' is in {what[0]} (median {level:.4g}) but {master} is in "
+            f"{what[1]} (median {master_level:.4g}): integer FITS are read as [0, 1], "
             "float FITS as they are — save the frames and the calibration frames alike, or "
             "rescale one set (PixelMath: $T/65535)"
         )

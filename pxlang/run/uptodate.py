@@ -53,7 +53,7 @@ STALE_TEMP = 3600.0  # s without a write: a temporary file no live run is writin
 
 def sweep_temp(root: str, older_than: float = STALE_TEMP) -> int:
     """Remove the temporary files (``*.tmp``) a killed run left in the cache folder ``root``
-    (``frames/``, ``runs/``): each is written to and renamed within seconds, so one not
+    (``frames/``, ``runs/``): each is written to steadily and renamed when whole, so one not
     written to for ``older_than`` seconds belongs to no live run, even one on another
     machine sharing the folder. Returns how many were removed."""
     removed, now = 0, time.time()

@@ -97,6 +97,9 @@ def run_repl(
 ) -> int:
     """The interactive loop. ``input``/``output`` let tests drive it with pipes (then history
     stays in memory unless ``history`` names a file); ``session`` lets them inspect it."""
+    if input is None and not sys.stdin.isatty():
+        # piped or redirected: prompt_toolkit would warn and draw its screen into the pipe
+        return run_lines(sys.stdin, session)
     import signal
     import threading
 
@@ -109,9 +112,6 @@ def run_repl(
     from .toolbar import signature_fragments
     from .validator import PxValidator
 
-    if input is None and not sys.stdin.isatty():
-        # piped or redirected: prompt_toolkit would warn and draw its screen into the pipe
-        return run_lines(sys.stdin, session)
     if threading.current_thread() is threading.main_thread():
         # Ctrl-C must cancel an evaluation even when the REPL was started with SIGINT ignored
         # (a background job, nohup): Python leaves an inherited SIG_IGN in place
