@@ -32,6 +32,7 @@ from .lights import (
     _parallel,
     _read,
     _save_result,
+    _sensor_xy,
     _short,
     _solve_cached,
 )
@@ -68,6 +69,16 @@ def _ref_index(ctx: CallContext, fs: FrameSet, reference: Any, counts: list[int]
         return io.load(path)
     best = _best_index(fs)
     return best if best is not None else int(np.argmax(counts))
+
+
+def _reference_xy(ctx: CallContext, ref: Image, threshold: float) -> np.ndarray:
+    """The star positions of a reference image: those measure() found on it when best()
+    passed them on (the list its own filter was registered with: every filter then aligns
+    on the same stars, and nothing is detected again), else detected."""
+    table = ref.stars
+    if isinstance(table, dict) and table.get("threshold") == threshold:
+        return _sensor_xy(table["table"], float(table.get("factor", 1.0)))
+    return _image_stars(ctx, ref, threshold)
 
 
 def _warm_resampling() -> None:
@@ -150,7 +161,7 @@ def register(
             star_lists[i] = xy
     ref = _ref_index(ctx, fs, reference, [len(s) for s in star_lists])
     if isinstance(ref, Image):
-        ref_xy, ref_shape = _image_stars(ctx, ref, threshold), ref.shape[-2:]
+        ref_xy, ref_shape = _reference_xy(ctx, ref, threshold), ref.shape[-2:]
         ref_i = None
     else:
         ref_i = ref

@@ -688,4 +688,7 @@ def select(
     for j, (f, w) in enumerate(zip(out.frames, weights)):
         f.meta["weight"] = w
         f.meta["best"] = j == best
+    from .workflow import report_ahead
+
+    report_ahead(fs, out, approve)  # the report's plot of these frames, drawn meanwhile
     return out

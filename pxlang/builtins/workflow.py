@@ -96,7 +96,11 @@ def best(frames: FrameSet) -> Image:
         i = max(range(len(fs)), key=lambda k: weights[k] if weights[k] is not None else -1.0)
     else:
         i = 0
-    return fs.read(i)
+    img = fs.read(i)
+    table = fs.frames[i].meta.get("star_table")
+    if isinstance(table, dict) and table.get("key") == fs.content_key(i):
+        img.stars = table  # measure()'s stars of these pixels, for register()
+    return img
 
 
 def _text(values: tuple[Any, ...]) -> str:
@@ -164,41 +168,13 @@ def _filter_of(header: Any) -> str:
     return str(header_value(header, "FILTER") or "none").strip() or "none"
 
 
-def _warm_plots() -> Callable[[], None]:
-    from ..run import plotter
-
-    plotter.start()  # matplotlib imported while the run works (the report comes last)
-    return plotter.stop
-
-
-@builtin(
-    "report",
-    category=CAT,
-    example='report("out", measured=[measure(files("lights/"))])',
-    prepare=_warm_plots,
-)
-def report(
-    ctx: CallContext,
-    output: str,
-    measured: Any = None,
-    selected: Any = None,
-    masters: Any = None,
-    reference: Any = None,
-    approve: str | None = None,
-    weight: str | None = None,
-) -> str:
-    """Write OUTPUT/report.json and OUTPUT/report/*.png: per frame its filter, measured
-    properties (FWHM, Eccentricity, SNRWeight…), approved or why not, and weight; per master
-    (file paths or images) its frame count, rejection percentages and noise; plots of the
-    subframe properties with the rejected frames marked, and a stretched preview of each
-    master. ``measured``/``selected`` are frame sets (or lists of them) from measure()/select().
-    Input files left out (unreadable, or unusable by a stage: no stars, no match) are listed
-    (``skipped``) and counted (``counts``: unreadable, left_out).
-    Plots whose inputs are unchanged since the last report are not drawn again."""
-    from ..image import io
-    from ..run.report import write_report
-
-    out_dir = ctx.resolve_path(output)
+def _frame_rows(
+    measured: Any, selected: Any, reference: Any = None
+) -> tuple[list[dict], str | None, dict[str, str]]:
+    """The report's rows of the frames measure() saw (``measured``) with select()'s verdicts
+    (``selected``): one dict per frame (path, filter, date, approved, reason, weight,
+    properties, units); the registration reference (``reference`` when a path, else the
+    first frame select() made best); and {path: why} of the input files left out."""
     chosen: dict[str, dict] = {}
     for fs in _as_list(selected):
         fs = _frames(fs, "report")
@@ -249,15 +225,66 @@ def report(
     if frames and not all(fr["date"] for fr in frames):
         for fr in frames:
             fr.pop("date")
+    return frames, ref_path, skipped
+
+
+def report_ahead(measured: FrameSet, selected: FrameSet, approve: str) -> None:
+    """Have select()'s subframe plot drawn now for the report at the end of the run
+    (``report.draw_ahead``), when the run has a plotting process (its script writes a
+    report). The guess of the report's request: its frames as here, and as the reference
+    the best frame of the run's first selection (``best(selected[0])`` in the stock
+    workflow); a different request is drawn at the report, as without this."""
+    from ..run import plotter
+    from ..run.report import draw_ahead
+
+    if not plotter.running():
+        return
+    frames, best, _ = _frame_rows(measured, selected)
+    draw_ahead(frames, plotter.note("reference", best), approve)
+
+
+def _warm_plots() -> Callable[[], None]:
+    from ..run import plotter
+
+    plotter.start()  # matplotlib imported while the run works (the report comes last)
+    return plotter.stop
+
+
+@builtin(
+    "report",
+    category=CAT,
+    example='report("out", measured=[measure(files("lights/"))])',
+    prepare=_warm_plots,
+)
+def report(
+    ctx: CallContext,
+    output: str,
+    measured: Any = None,
+    selected: Any = None,
+    masters: Any = None,
+    reference: Any = None,
+    approve: str | None = None,
+    weight: str | None = None,
+) -> str:
+    """Write OUTPUT/report.json and OUTPUT/report/*.png: per frame its filter, measured
+    properties (FWHM, Eccentricity, SNRWeight…), approved or why not, and weight; per master
+    (file paths or images) its frame count, rejection percentages and noise; plots of the
+    subframe properties with the rejected frames marked, and a stretched preview of each
+    master. ``measured``/``selected`` are frame sets (or lists of them) from measure()/select().
+    Input files left out (unreadable, or unusable by a stage: no stars, no match) are listed
+    (``skipped``) and counted (``counts``: unreadable, left_out).
+    Plots whose inputs are unchanged since the last report are not drawn again."""
+    from ..image import io
+    from ..run.report import master_name, write_report
+
+    out_dir = ctx.resolve_path(output)
+    frames, ref_path, skipped = _frame_rows(measured, selected, reference)
     rows = []
     for m in _as_list(masters):
         img = m if isinstance(m, Image) else io.load(ctx.resolve_path(str(m)))
         h = img.header
-        name = (
-            os.path.splitext(os.path.basename(img.path or str(m)))[0]
-            if not isinstance(m, Image)
-            else (img.name or "master")
-        )
+        name = master_name(img.path or str(m)) if not isinstance(m, Image) else img.name
+        name = name or "master"
         lo, hi = header_value(h, "REJLOPCT"), header_value(h, "REJHIPCT")
         rows.append(
             {
@@ -268,6 +295,8 @@ def report(
                 "rejection": None if lo is None else {"low": float(lo), "high": float(hi or 0)},
                 "noise": header_value(h, "NOISEEST"),
                 "image": img.data,
+                # the file the pixels are (its preview may be drawn ahead, from the file)
+                "file": None if isinstance(m, Image) else img.path,
             }
         )
     try:

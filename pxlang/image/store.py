@@ -17,10 +17,12 @@ class Image:
 
     ``path``: the file the pixels come from (possibly a cache file); ``shown_path``: the
     file messages name, the one a user knows (where the image was saved, else its source
-    file; None for a result held in the cache).
+    file; None for a result held in the cache). ``stars``: the star table a stage measured
+    on these very pixels, or None (best() passes measure()'s on, so that registering other
+    filters on it uses the list the reference's own filter was registered with).
     """
 
-    __slots__ = ("data", "header", "name", "path", "shown_path")
+    __slots__ = ("data", "header", "name", "path", "shown_path", "stars")
 
     def __init__(
         self,
@@ -42,6 +44,7 @@ class Image:
         self.name = name
         self.path = path
         self.shown_path = path
+        self.stars: dict | None = None
 
     # The language reads pixels through this attribute (see lang/pixel.py).
     @property

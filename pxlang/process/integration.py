@@ -233,6 +233,16 @@ def _poisson_k(fs, buf, rows, local, scale, offset) -> list[float]:
     return out
 
 
+def _numba_threads_from_here() -> None:
+    """numba's thread pool started by this thread, before a pool thread computing a frame
+    runs a parallel kernel first: TBB, started by another thread than the one forking, warns
+    at every later fork ("the TBB library may be in an invalid state in the child
+    process") — the run's workers and report are forked from this thread."""
+    import numba
+
+    numba.get_num_threads()
+
+
 def integrate(
     frames: Any,
     combine: str = "average",
@@ -313,6 +323,7 @@ def integrate(
         executor.map(functools.partial(_materialize, fs, frame_errors=frame_errors), n)
     elif fs.parent is not None:
         # derived frames (calibrated...): compute and cache them two at a time first
+        _numba_threads_from_here()
         with ThreadPoolExecutor(max_workers=2) as pool:
             list(pool.map(lambda i: _materialize(fs, i, frame_errors), range(n)))
     channels = 3 if len(shape) == 3 else 1

@@ -12,8 +12,11 @@ caller draws itself: the plotter only saves time, it never changes a result.
 from __future__ import annotations
 
 import atexit
+import hashlib
 import multiprocessing
 import os
+import pickle
+import queue
 import signal
 import threading
 import warnings
@@ -24,7 +27,13 @@ from .children import die_with_parent
 _lock = threading.Lock()
 _plotter: _Plotter | None = None
 
-ALLOWED = frozenset({"subframes_png"})  # what a request may call
+ALLOWED = frozenset({"subframes_png", "master_png_file"})  # what a request may call
+AHEAD_KEPT = 64  # PNGs drawn ahead and kept for their request (~60 KB each)
+NICENESS = 10  # the plotting process yields the cores to the run's own processes
+
+
+def _key(request: Any) -> bytes:
+    return hashlib.sha256(pickle.dumps(request, protocol=4)).digest()
 
 
 def _serve(conn: Any, parent_end: Any, parent: int) -> None:
@@ -37,6 +46,10 @@ def _serve(conn: Any, parent_end: Any, parent: int) -> None:
     # with it (EOF), without a KeyboardInterrupt traceback of its own
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
+        os.nice(NICENESS)
+    except OSError:
+        pass
+    try:
         from matplotlib.backends import backend_agg  # noqa: F401 - the import is the point
         from matplotlib.figure import Figure  # noqa: F401
 
@@ -44,6 +57,8 @@ def _serve(conn: Any, parent_end: Any, parent: int) -> None:
     except Exception:  # noqa: BLE001 - the parent falls back to drawing itself
         conn.close()
         return
+    kept: dict[bytes, bytes] = {}  # drawn ahead, by request
+    counts = {"drawn": 0, "served_ahead": 0}
     while True:
         try:
             msg = conn.recv()
@@ -51,13 +66,31 @@ def _serve(conn: Any, parent_end: Any, parent: int) -> None:
             return
         if msg is None:
             return
-        name, args, kwargs = msg
+        kind, request = msg
+        if kind == "stats":
+            conn.send(("ok", dict(counts)))
+            continue
+        key = _key(request)
+        if kind == "draw" and key in kept:
+            counts["served_ahead"] += 1
+            conn.send(("ok", kept.pop(key)))
+            continue
+        name, args, kwargs = request
         try:
             if name not in ALLOWED:
                 raise ValueError(f"not a plotting function: {name}")
-            conn.send(("ok", getattr(report, name)(*args, **kwargs)))
+            png = getattr(report, name)(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - reported back, the parent redraws
-            conn.send(("error", f"{type(exc).__name__}: {exc}"))
+            if kind == "draw":
+                conn.send(("error", f"{type(exc).__name__}: {exc}"))
+            continue
+        counts["drawn"] += 1
+        if kind == "draw":
+            conn.send(("ok", png))
+        else:  # drawn ahead: kept for the request that will ask for it
+            kept[key] = png
+            while len(kept) > AHEAD_KEPT:
+                kept.pop(next(iter(kept)))
 
 
 class _Plotter:
@@ -73,15 +106,39 @@ class _Plotter:
             self.proc.start()
         child.close()
         self.pid = os.getpid()
+        # Messages go out in order through one thread: the run never waits on a full pipe
+        # (a large set's frame list, a request while the plotter writes a PNG back), and a
+        # request sent after a plot drawn ahead reaches the plotter after it.
+        self.outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.sender: threading.Thread | None = None
+        self.broken = False
+        self.notes: dict[str, Any] = {}  # what this run's guesses of later requests share
+        self.ahead_keys: set[bytes] = set()  # requests sent to be drawn ahead
+
+    def send(self, msg: Any) -> None:
+        if self.sender is None:
+            self.sender = threading.Thread(target=self._send_all, daemon=True)
+            self.sender.start()
+        self.outbox.put(msg)
+
+    def _send_all(self) -> None:
+        while True:
+            msg = self.outbox.get()
+            try:
+                self.conn.send(msg)
+            except (OSError, ValueError):
+                self.broken = True
+                return
+            if msg is None:
+                return
 
     def alive(self) -> bool:
-        return self.pid == os.getpid() and self.proc.is_alive()
+        return self.pid == os.getpid() and not self.broken and self.proc.is_alive()
 
     def close(self) -> None:
-        try:
-            self.conn.send(None)
-        except OSError:
-            pass
+        self.send(None)
+        if self.sender is not None:
+            self.sender.join(timeout=2)
         self.conn.close()
         self.proc.join(timeout=2)
         if self.proc.is_alive():
@@ -115,26 +172,14 @@ def submit(requests: list[tuple[str, tuple, dict]]) -> Any:
     """Send ``(function name, args, kwargs)`` requests; returns a function collecting their
     PNG bytes, in order (None on a failure: the caller then draws) — or None at once when no
     plotting process is running. The caller may work between the two."""
-    with _lock:
-        plotter = _plotter
-    if plotter is None or not plotter.alive() or not requests:
+    plotter = _current()
+    if plotter is None or not requests:
         return None
-    failed: list[BaseException] = []
-
-    def send() -> None:
-        # from a thread: a request is sent while the plotter may be writing a PNG back
-        try:
-            for req in requests:
-                plotter.conn.send(req)
-        except (OSError, ValueError) as exc:
-            failed.append(exc)
-
-    sender = threading.Thread(target=send, daemon=True)
-    sender.start()
+    for req in requests:
+        plotter.send(("draw", req))
 
     def collect() -> list[bytes] | None:
-        # answers are read while requests may still be going out (not after joining the
-        # sender: both ends could then wait on a full pipe); a broken pipe ends both
+        # a broken pipe or a failed drawing ends the process: the caller draws instead
         out = []
         try:
             for _ in requests:
@@ -146,7 +191,57 @@ def submit(requests: list[tuple[str, tuple, dict]]) -> Any:
         except (EOFError, OSError):
             stop()
             return None
-        sender.join()
-        return None if failed else out
+        return out
 
     return collect
+
+
+def _current() -> _Plotter | None:
+    with _lock:
+        plotter = _plotter
+    return plotter if plotter is not None and plotter.alive() else None
+
+
+def running() -> bool:
+    """True when this run has a plotting process (its script writes a report)."""
+    return _current() is not None
+
+
+def ahead(request: tuple[str, tuple, dict]) -> None:
+    """Have ``(function name, args, kwargs)`` drawn now and kept for an equal request later
+    (module docstring). Returns at once; nothing happens without a plotting process."""
+    plotter = _current()
+    if plotter is not None:
+        plotter.ahead_keys.add(_key(request))
+        plotter.send(("ahead", request))
+
+
+def sent_ahead(request: Any) -> bool:
+    """True when ``request`` was sent to be drawn ahead in this run (it is then drawn, or
+    being drawn, by the plotting process)."""
+    plotter = _current()
+    return request is not None and plotter is not None and _key(request) in plotter.ahead_keys
+
+
+def note(key: str, value: Any) -> Any:
+    """The value first noted under ``key`` for this run's plotting process (``value`` when
+    none was): shared by the guesses a run makes of its later requests."""
+    plotter = _current()
+    if plotter is None:
+        return value
+    return plotter.notes.setdefault(key, value)
+
+
+def stats() -> dict[str, int] | None:
+    """How many plots the process drew, and how many requests it answered with a plot drawn
+    ahead, once every message sent before is handled (None without a plotting process).
+    For tests and diagnosis: call it with no request waiting for its answer."""
+    plotter = _current()
+    if plotter is None:
+        return None
+    plotter.send(("stats", None))
+    try:
+        status, value = plotter.conn.recv()
+    except (EOFError, OSError):
+        return None
+    return value if status == "ok" else None

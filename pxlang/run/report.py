@@ -488,8 +488,6 @@ def _draw_all(draws: list[Any], advance: Any) -> list[bytes]:
         images = [draw() for draw in draws]
         advance(len(draws))
         return images
-    from .executor import LocalExecutor
-
     plots = [i for i, d in enumerate(draws) if getattr(d, "uses_matplotlib", False)]
     rest = [i for i in range(len(draws)) if i not in plots]
     warm = _draw_warm(draws, plots, rest, advance)
@@ -498,41 +496,133 @@ def _draw_all(draws: list[Any], advance: Any) -> list[bytes]:
     batches = [b for b in (plots, rest) if b]
     if len(batches) == 1 or len(plots) >= 4:  # many plots: the import is worth paying twice
         batches = [plots[::2] + rest[::2], plots[1::2] + rest[1::2]]
+    out: list[Any] = [None] * len(draws)
+    _draw_batches(draws, batches, out, advance)
+    return out
+
+
+def _draw_batches(
+    draws: list[Any], batches: list[list[int]], out: list[Any], advance: Callable[..., None]
+) -> None:
+    """``out[i] = draws[i]()`` for the indices of each batch, one batch per process."""
+    from .executor import LocalExecutor
+
+    batches = [b for b in batches if b]
 
     def run(k: int) -> list[bytes]:
         return [draws[i]() for i in batches[k]]
 
-    out: list[Any] = [None] * len(draws)
     for batch, images in zip(
         batches, LocalExecutor().map(run, len(batches), lambda n=1: None), strict=True
     ):
         for i, png in zip(batch, images, strict=True):
             out[i] = png
         advance(len(batch))
-    return out
 
 
 def _draw_warm(
     draws: list[Any], plots: list[int], rest: list[int], advance: Callable[..., None]
 ) -> list[Any] | None:
-    """The plots by the run's plotting process (``plotter``: matplotlib already imported),
-    the previews here meanwhile; None when there is no such process."""
+    """The plots by the run's plotting process (``plotter``: matplotlib already imported,
+    the plots perhaps drawn ahead), the previews here meanwhile, on both cores; None when
+    there is no such process."""
     from . import plotter
 
-    pending = plotter.submit([draws[i].request for i in plots]) if plots else None
+    # previews it was asked to draw ahead go to it too; the others are drawn here
+    remote = plots + [i for i in rest if plotter.sent_ahead(getattr(draws[i], "request", None))]
+    pending = plotter.submit([draws[i].request for i in remote]) if remote else None
     if pending is None:
         return None
+    local = [i for i in rest if i not in remote]
     out: list[Any] = [None] * len(draws)
-    for i in rest:
-        out[i] = draws[i]()
-        advance(1)
+    _draw_batches(draws, [local[::2], local[1::2]], out, advance)
     images = pending()
-    if images is None:  # the process failed: draw the plots here
-        images = [draws[i]() for i in plots]
-    for i, png in zip(plots, images, strict=True):
+    if images is None:  # the process failed: draw those here
+        images = [draws[i]() for i in remote]
+    for i, png in zip(remote, images, strict=True):
         out[i] = png
-    advance(len(plots))
+    advance(len(remote))
     return out
+
+
+def _filter_groups(frames: list[dict]) -> dict[str, list[dict]]:
+    """The frames by filter as the workflow matches them ("Ha" and "HA" are one filter,
+    named as first seen), each group in time order."""
+    groups: dict[str, list[dict]] = {}
+    spelling: dict[str, str] = {}
+    for f in frames:
+        name = str(f.get("filter") or "unknown")
+        groups.setdefault(spelling.setdefault(name.strip().lower(), name), []).append(f)
+    return {key: _time_order(group) for key, group in groups.items()}
+
+
+def _subframes_request(
+    filt: str, group: list[dict], reference: str | None, approve: str | None
+) -> tuple[str, tuple, dict]:
+    """The plotting request of one filter's subframe plot. The reference is passed only to
+    the group that holds it (the plot is the same without): a plot drawn ahead before the
+    run's reference was known is then the same request."""
+    if _reference_index(group, reference) is None:
+        reference = None
+    return ("subframes_png", (filt, group), {"reference": reference, "approve": approve})
+
+
+def draw_ahead(frames: list[dict], reference: str | None, approve: str | None) -> None:
+    """Have the subframe plots of ``frames`` (rows as ``write_report`` takes them) drawn
+    now by the run's plotting process, for the report that will ask for the same plots
+    (``plotter.ahead``); nothing without a plotting process."""
+    from . import plotter
+
+    for filt, group in _filter_groups(frames).items():
+        plotter.ahead(_subframes_request(filt, group, reference, approve))
+
+
+def master_name(path: str) -> str:
+    """A master's name in the report when it comes from a file: the file name without its
+    extension."""
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def master_png_file(name: str, path: str, size: int, mtime_ns: int) -> bytes:
+    """``master_png`` of the image in the file ``path`` as it was when the request was made
+    (size and time: a file written again since is refused, and drawn by the caller)."""
+    from ..image import io
+
+    st = os.stat(path)
+    if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
+        raise ValueError(f"{path} was written again since the request")
+    return master_png(name, io.load(path).data)
+
+
+def _preview_request(name: str, path: str) -> tuple[str, tuple, dict] | None:
+    """The plotting request of the preview of the master in ``path`` (None: no such file)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return ("master_png_file", (name, os.path.abspath(path), st.st_size, st.st_mtime_ns), {})
+
+
+def preview_ahead(path: str) -> None:
+    """Have the preview of the master just saved in ``path`` drawn now by the run's plotting
+    process, for the report that will list that file (``plotter.ahead``)."""
+    from . import plotter
+
+    request = _preview_request(master_name(path), path)
+    if request is not None:
+        plotter.ahead(request)
+
+
+def _preview_job(name: str, image: Any, path: str | None) -> Any:
+    """The drawing of a master's preview; when the image is the file ``path`` as saved, the
+    same request may go to the plotting process (which may have drawn it ahead)."""
+
+    def draw() -> bytes:
+        return master_png(name, image)
+
+    if path is not None:
+        draw.request = _preview_request(name, path)  # type: ignore[attr-defined]
+    return draw
 
 
 def _matplotlib_job(name: str, *args: Any, **kwargs: Any) -> Any:
@@ -614,7 +704,8 @@ def write_report(
         ``FWHMUnit``); an optional ISO ``date`` orders the plots.
     masters : one dict per master: ``name``, ``kind``, ``path``, ``frames``, ``rejection``
         ({"low": %, "high": %} or None), ``noise``, and optionally ``image`` (an array or
-        ``Image``) for the preview.
+        ``Image``) for the preview and ``file``, the file that image was read from as it is
+        (its preview may then come from the plotting process, drawn ahead).
     reference : path of the registration reference frame.
     approve, weight : the approval and weighting expressions used.
     extra : anything else to keep in the JSON.
@@ -646,16 +737,7 @@ def write_report(
     known = before.get("plot_keys") if isinstance(before.get("plot_keys"), dict) else {}
     written = before.get("plot_files") if isinstance(before.get("plot_files"), dict) else {}
 
-    # one group per filter as the workflow matches them: "Ha" and "HA" are one filter,
-    # named as first seen
-    groups: dict[str, list[dict]] = {}
-    spelling: dict[str, str] = {}
-    for f in frames:
-        name = str(f.get("filter") or "unknown")
-        groups.setdefault(spelling.setdefault(name.strip().lower(), name), []).append(f)
-    for key in groups:
-        groups[key] = _time_order(groups[key])
-
+    groups = _filter_groups(frames)
     taken: set[str] = set()
 
     def unique(stem: str) -> str:
@@ -670,23 +752,19 @@ def write_report(
     subframe_plots = {}
     for filt, group in groups.items():
         path = plot_dir / f"{unique('subframes_' + _safe_name(filt))}.png"
-        key = _digest("subframes", filt, group, reference, approve)
-        jobs.append(
-            (
-                path,
-                key,
-                _matplotlib_job("subframes_png", filt, group, reference=reference, approve=approve),
-            )
-        )
+        name, args, kwargs = _subframes_request(filt, group, reference, approve)
+        key = _digest("subframes", *args, kwargs["reference"], approve)
+        jobs.append((path, key, _matplotlib_job(name, *args, **kwargs)))
         subframe_plots[filt] = path.relative_to(out).as_posix()
     for m in masters:
         image = m.pop("image", None)
+        file = m.pop("file", None)  # the file the image is, as saved (not in the JSON)
         if image is None:
             continue
         path = plot_dir / f"{unique('master_' + _safe_name(m.get('name')))}.png"
         name = str(m.get("name"))
         key = _digest("master", name, image)
-        jobs.append((path, key, lambda n=name, im=image: master_png(n, im)))
+        jobs.append((path, key, _preview_job(name, image, file)))
         m["preview"] = path.relative_to(out).as_posix()
 
     plot_keys = {p.relative_to(out).as_posix(): k for p, k, _ in jobs}
@@ -752,7 +830,11 @@ __all__ = [
     "PREVIEW_MAX_SIDE",
     "approval_limits",
     "approval_thresholds",
+    "draw_ahead",
+    "master_name",
+    "master_png_file",
     "master_png",
+    "preview_ahead",
     "preview_samples",
     "subframes_png",
     "write_report",

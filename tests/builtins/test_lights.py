@@ -350,3 +350,31 @@ def test_no_usable_frame_and_mixed_sizes_are_errors(odd_night, tmp_path):
             PxProcessError, match=r"binned\.fits' is 96x64.*, the other 4 of 5 frames are 128x128"
         ):
             stage(ctx, mixed)
+
+
+def test_register_on_best_uses_the_stars_measure_found(night, monkeypatch):
+    # another filter registered on best(selection) aligns on the very star list the
+    # reference's own filter was registered with: nothing detected again
+    import inspect
+
+    from pxlang.builtins.workflow import best
+
+    d, _ = night
+    ctx = ctx_for(d, [])
+    good = L.select(ctx, L.measure(ctx, lights(d)), approve="FWHM < 6 && Eccentricity <= 0.7")
+    ref = best(good)
+    thr = inspect.signature(A.register).parameters["threshold"].default
+    i = next(k for k, f in enumerate(good.frames) if f.meta["best"])
+    own = L._known_xy(ctx, good, i, good.content_key(i), thr)
+    assert own is not None and np.array_equal(A._reference_xy(ctx, ref, thr), own)
+
+    def detect(*args, **kwargs):
+        raise AssertionError("the reference's stars were detected again")
+
+    monkeypatch.setattr(A, "_image_stars", detect)
+    others = L._copy(good)._subset([k for k in range(len(good)) if k != i])
+    reg = A.register(ctx, others, reference=ref)
+    assert len(reg) == len(others)
+    # pixels without measure()'s table (a copy, a file): detected as before
+    with pytest.raises(AssertionError, match="detected again"):
+        A.register(ctx, others, reference=ref.with_data(ref.data))

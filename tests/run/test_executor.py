@@ -77,3 +77,35 @@ def _running(marker: str) -> list[int]:
             except OSError:
                 pass
     return pids
+
+
+def test_numba_threads_start_from_the_thread_that_forks(tmp_path):
+    # integrate() computes derived frames (registered: resampled by a parallel kernel) on
+    # two threads; numba's thread pool must still be started by the run's own thread, or
+    # TBB warns at every later fork of workers ("may be in an invalid state in the child")
+    code = f"""
+import sys, threading
+import numba.np.ufunc.parallel as par
+first = []
+launch = par._launch_threads
+def spy():
+    if not first:
+        first.append(threading.current_thread().name)
+    return launch()
+par._launch_threads = spy
+import pxlang
+from pxlang.synthetic import make_night
+make_night(r"{tmp_path}/n", size=(128, 128), filters=("Ha",), lights_per_filter=3, n_bias=1,
+           n_darks=1, n_flats=1, cloudy=False, trailed=False)
+# star lists from measure(): register() detects nothing, resamples nothing itself
+pxlang.evaluate('integrate(register(select(measure(files("{tmp_path.as_posix()}/n", '
+                'IMAGETYP="Light")))), rejection="none")',
+                options={{"cache_dir": r"{tmp_path}/c", "quiet": True}})
+print(first)
+"""
+    env = {**os.environ, "NUMBA_NUM_THREADS": "2"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                       timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[-2] == "['MainThread']"
+    assert "Numba:" not in r.stderr
