@@ -59,20 +59,7 @@ def save(
     out = io.save(image, full, provenance=ctx.provenance, bits=bits, overwrite=overwrite)
     if isinstance(image, Image):
         image.shown_path = out  # later messages about this image name the file the user has
-        _preview_ahead(image, out)
     return out
-
-
-def _preview_ahead(image: Image, path: str) -> None:
-    """A master saved by a run that writes a report: its preview drawn meanwhile."""
-    from ..image.frameset import header_value
-    from ..run import plotter
-
-    kind = str(header_value(image.header, "IMAGETYP") or "") if image.header is not None else ""
-    if plotter.running() and kind.lower().startswith("master"):
-        from ..run.report import preview_ahead
-
-        preview_ahead(path)
 
 
 @builtin(

@@ -295,8 +295,6 @@ def report(
                 "rejection": None if lo is None else {"low": float(lo), "high": float(hi or 0)},
                 "noise": header_value(h, "NOISEEST"),
                 "image": img.data,
-                # the file the pixels are (its preview may be drawn ahead, from the file)
-                "file": None if isinstance(m, Image) else img.path,
             }
         )
     try:

@@ -27,13 +27,40 @@ from .children import die_with_parent
 _lock = threading.Lock()
 _plotter: _Plotter | None = None
 
-ALLOWED = frozenset({"subframes_png", "master_png_file"})  # what a request may call
+ALLOWED = frozenset({"subframes_png"})  # what a request may call
 AHEAD_KEPT = 64  # PNGs drawn ahead and kept for their request (~60 KB each)
 NICENESS = 10  # the plotting process yields the cores to the run's own processes
 
 
 def _key(request: Any) -> bytes:
     return hashlib.sha256(pickle.dumps(request, protocol=4)).digest()
+
+
+def _in_child(draw: Any, args: tuple, kwargs: dict) -> bytes:
+    """``draw(*args, **kwargs)`` in a child forked from this process: what a drawing leaves
+    allocated (matplotlib's font and text caches, ~20 MB over a run's plots) goes with the
+    child, and this process stays as small as its imports made it while the run works."""
+    here = os.getpid()
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: draw, write the PNG, leave without any clean-up of the parent's
+        status = 1
+        try:
+            os.close(r)
+            die_with_parent(here)
+            png = draw(*args, **kwargs)
+            with os.fdopen(w, "wb") as fh:
+                fh.write(png)
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(w)
+    with os.fdopen(r, "rb") as fh:
+        png = fh.read()
+    _, status = os.waitpid(pid, 0)
+    if status != 0:
+        raise RuntimeError(f"drawing {getattr(draw, '__name__', draw)} failed")
+    return png
 
 
 def _serve(conn: Any, parent_end: Any, parent: int) -> None:
@@ -79,7 +106,9 @@ def _serve(conn: Any, parent_end: Any, parent: int) -> None:
         try:
             if name not in ALLOWED:
                 raise ValueError(f"not a plotting function: {name}")
-            png = getattr(report, name)(*args, **kwargs)
+            draw = getattr(report, name)
+            # ahead of the report, while the run's workers hold their frames: in a child
+            png = draw(*args, **kwargs) if kind == "draw" else _in_child(draw, args, kwargs)
         except Exception as exc:  # noqa: BLE001 - reported back, the parent redraws
             if kind == "draw":
                 conn.send(("error", f"{type(exc).__name__}: {exc}"))
@@ -113,7 +142,6 @@ class _Plotter:
         self.sender: threading.Thread | None = None
         self.broken = False
         self.notes: dict[str, Any] = {}  # what this run's guesses of later requests share
-        self.ahead_keys: set[bytes] = set()  # requests sent to be drawn ahead
 
     def send(self, msg: Any) -> None:
         if self.sender is None:
@@ -212,15 +240,7 @@ def ahead(request: tuple[str, tuple, dict]) -> None:
     (module docstring). Returns at once; nothing happens without a plotting process."""
     plotter = _current()
     if plotter is not None:
-        plotter.ahead_keys.add(_key(request))
         plotter.send(("ahead", request))
-
-
-def sent_ahead(request: Any) -> bool:
-    """True when ``request`` was sent to be drawn ahead in this run (it is then drawn, or
-    being drawn, by the plotting process)."""
-    plotter = _current()
-    return request is not None and plotter is not None and _key(request) in plotter.ahead_keys
 
 
 def note(key: str, value: Any) -> Any:

@@ -528,20 +528,17 @@ def _draw_warm(
     there is no such process."""
     from . import plotter
 
-    # previews it was asked to draw ahead go to it too; the others are drawn here
-    remote = plots + [i for i in rest if plotter.sent_ahead(getattr(draws[i], "request", None))]
-    pending = plotter.submit([draws[i].request for i in remote]) if remote else None
+    pending = plotter.submit([draws[i].request for i in plots]) if plots else None
     if pending is None:
         return None
-    local = [i for i in rest if i not in remote]
     out: list[Any] = [None] * len(draws)
-    _draw_batches(draws, [local[::2], local[1::2]], out, advance)
+    _draw_batches(draws, [rest[::2], rest[1::2]], out, advance)
     images = pending()
-    if images is None:  # the process failed: draw those here
-        images = [draws[i]() for i in remote]
-    for i, png in zip(remote, images, strict=True):
+    if images is None:  # the process failed: draw the plots here
+        images = [draws[i]() for i in plots]
+    for i, png in zip(plots, images, strict=True):
         out[i] = png
-    advance(len(remote))
+    advance(len(plots))
     return out
 
 
@@ -581,48 +578,6 @@ def master_name(path: str) -> str:
     """A master's name in the report when it comes from a file: the file name without its
     extension."""
     return os.path.splitext(os.path.basename(path))[0]
-
-
-def master_png_file(name: str, path: str, size: int, mtime_ns: int) -> bytes:
-    """``master_png`` of the image in the file ``path`` as it was when the request was made
-    (size and time: a file written again since is refused, and drawn by the caller)."""
-    from ..image import io
-
-    st = os.stat(path)
-    if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
-        raise ValueError(f"{path} was written again since the request")
-    return master_png(name, io.load(path).data)
-
-
-def _preview_request(name: str, path: str) -> tuple[str, tuple, dict] | None:
-    """The plotting request of the preview of the master in ``path`` (None: no such file)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return ("master_png_file", (name, os.path.abspath(path), st.st_size, st.st_mtime_ns), {})
-
-
-def preview_ahead(path: str) -> None:
-    """Have the preview of the master just saved in ``path`` drawn now by the run's plotting
-    process, for the report that will list that file (``plotter.ahead``)."""
-    from . import plotter
-
-    request = _preview_request(master_name(path), path)
-    if request is not None:
-        plotter.ahead(request)
-
-
-def _preview_job(name: str, image: Any, path: str | None) -> Any:
-    """The drawing of a master's preview; when the image is the file ``path`` as saved, the
-    same request may go to the plotting process (which may have drawn it ahead)."""
-
-    def draw() -> bytes:
-        return master_png(name, image)
-
-    if path is not None:
-        draw.request = _preview_request(name, path)  # type: ignore[attr-defined]
-    return draw
 
 
 def _matplotlib_job(name: str, *args: Any, **kwargs: Any) -> Any:
@@ -704,8 +659,7 @@ def write_report(
         ``FWHMUnit``); an optional ISO ``date`` orders the plots.
     masters : one dict per master: ``name``, ``kind``, ``path``, ``frames``, ``rejection``
         ({"low": %, "high": %} or None), ``noise``, and optionally ``image`` (an array or
-        ``Image``) for the preview and ``file``, the file that image was read from as it is
-        (its preview may then come from the plotting process, drawn ahead).
+        ``Image``) for the preview.
     reference : path of the registration reference frame.
     approve, weight : the approval and weighting expressions used.
     extra : anything else to keep in the JSON.
@@ -758,13 +712,12 @@ def write_report(
         subframe_plots[filt] = path.relative_to(out).as_posix()
     for m in masters:
         image = m.pop("image", None)
-        file = m.pop("file", None)  # the file the image is, as saved (not in the JSON)
         if image is None:
             continue
         path = plot_dir / f"{unique('master_' + _safe_name(m.get('name')))}.png"
         name = str(m.get("name"))
         key = _digest("master", name, image)
-        jobs.append((path, key, _preview_job(name, image, file)))
+        jobs.append((path, key, lambda n=name, im=image: master_png(n, im)))
         m["preview"] = path.relative_to(out).as_posix()
 
     plot_keys = {p.relative_to(out).as_posix(): k for p, k, _ in jobs}
@@ -832,9 +785,7 @@ __all__ = [
     "approval_thresholds",
     "draw_ahead",
     "master_name",
-    "master_png_file",
     "master_png",
-    "preview_ahead",
     "preview_samples",
     "subframes_png",
     "write_report",
