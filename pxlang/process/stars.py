@@ -110,6 +110,14 @@ class StarTable:
         return f"a star table of {n} stars"
 
 
+# SEP's deblending sub-thresholds (SExtractor's DEBLEND_NTHRESH), SEP's default. 16 would
+# take a quarter off the extraction of a nebula field (97 -> 74 ms a 1024² frame; the cost
+# is in the large objects split at every level) and parts the same close pairs
+# (tests/process/test_stars.py), but on a 128×160 night it changes which stars get fitted
+# enough to move PSFSignalWeight's cloud rule: kept at 32 (docs/benchmarks.md, session 11).
+DEBLEND_LEVELS = 32
+
+
 def _check_mono(data: np.ndarray, what: str = "image") -> np.ndarray:
     arr = np.asarray(data)
     if arr.ndim != 2:
@@ -157,7 +165,8 @@ def detect(
     sub = arr - back
     if not np.isfinite(rms) or rms <= 0:
         rms = float(np.std(sub)) or 1e-6
-    objs = _extract(sub, float(threshold), rms, int(minarea), mask, 32 if deblend else 1)
+    levels = DEBLEND_LEVELS if deblend else 1
+    objs = _extract(sub, float(threshold), rms, int(minarea), mask, levels)
     objs = objs[(objs["a"] > 0) & (objs["b"] > 0) & np.isfinite(objs["x"])]
     order = np.argsort(-objs["flux"])
     objs = objs[order]
