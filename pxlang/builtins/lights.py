@@ -564,6 +564,34 @@ def _evaluate(ctx: CallContext, expr: str, symbols: dict[str, float], what: str)
     return float(value)
 
 
+def _star_signal(
+    fs: FrameSet, rows: list[dict], starless: set[int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each frame's star signal, (transparency / Noise)², over the median of the frames with
+    stars, and its transparency (``subframes.transparency``); NaN for a frame without
+    stars. Frames without measure()'s star tables (measured elsewhere) use PSFSignalWeight
+    (transparency NaN)."""
+    from ..process.subframes import transparency
+
+    n = len(rows)
+    tables = [fs.frames[i].meta.get("star_table") for i in range(n)]
+    withstars = [i for i in range(n) if i not in starless]
+    clear = np.full(n, np.nan)
+    if all(isinstance(tables[i], dict) for i in withstars):
+        fluxes = []
+        for i in withstars:
+            tab = tables[i]["table"]
+            fluxes.append(np.asarray(tab.flux)[np.asarray(tab.fitted, bool)])
+        clear[withstars] = transparency(fluxes)
+        raw = np.array([(clear[i] / rows[i]["Noise"]) ** 2 for i in range(n)])
+    else:
+        raw = np.array([float(row.get("PSFSignalWeight", np.nan)) for row in rows])
+    raw[list(starless)] = np.nan
+    med = float(np.nanmedian(raw[withstars])) if withstars else np.nan
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return raw / med, clear
+
+
 def _explain(clause: str, row: dict) -> str:
     """'FWHM < 6' -> 'FWHM 7.12 (FWHM < 6)': the measured value beside the failed condition."""
     import re
@@ -591,11 +619,14 @@ def select(
     """Approve and weight frames as SubframeSelector does. `approve` and `weight` are
     PixelMath expressions over the measured properties (FWHM, Eccentricity, SNRWeight, Noise,
     Stars, Median, PSFSignalWeight, …) and their set statistics (<Property>Min, Max, Median,
-    Mean, Sigma: FWHMMedian, SNRWeightMax…). A frame whose PSFSignalWeight (star flux over
-    noise) is below `min_signal` × the set's median is rejected too: cloud, haze, dew
-    (0 disables). Returns the
-    approved frames, each with its weight (meta "weight", used by integrate(weights="meta"));
-    the highest weight is the best frame, the registration reference. Frames are measured
+    Mean, Sigma: FWHMMedian, SNRWeightMax…). A frame whose starlight is below
+    `min_signal` × the set's median by two measures is rejected too: cloud, haze, dew (0
+    disables). The two: PSFSignalWeight, (star flux / noise)² with the fluxes summed, and
+    the star signal, the same with the fluxes compared rank by rank, brightest star against
+    brightest (the frame's transparency); a bright star fitted in some frames only moves one
+    of them, a cloud both. Returns the approved frames,
+    each with its weight (meta "weight", used by integrate(weights="meta")); the highest
+    weight is the best frame, the registration reference. Frames are measured
     first if they were not. When most frames fail, a warning says which condition failed."""
     from ..process.subframes import statistics
 
@@ -610,6 +641,7 @@ def select(
     # no PSF signal: rejected as such, and kept out of the set statistics
     starless = {i for i, row in enumerate(rows) if not row.get("Stars", 0) > 0}
     stats = statistics([row for i, row in enumerate(rows) if i not in starless])
+    signal, clear = _star_signal(fs, rows, starless)
     clauses = _clauses(approve)
     fails: dict[str, list[str]] = {c: [] for c in clauses}
     fails_signal: list[str] = []
@@ -632,17 +664,20 @@ def select(
         elif not ok:
             fails[clauses[0]].append(_short(fs, i))
             failed.append(clauses[0])
-        median_signal = stats.get("PSFSignalWeightMedian", 0.0)
-        if ok and min_signal > 0 and not row["PSFSignalWeight"] >= min_signal * median_signal:
+        why = [_explain(c, row) for c in failed]
+        # starlight below the limit by both measures: one bright star fitted in some frames
+        # only moves one of them (the sum, or the ranks of the others), a cloud both
+        summed = row["PSFSignalWeight"] / stats.get("PSFSignalWeightMedian", np.nan)
+        if ok and min_signal > 0 and not (signal[i] >= min_signal or summed >= min_signal):
             ok = False
             fails_signal.append(_short(fs, i))
-            failed.append(f"PSFSignalWeight >= {min_signal:g} × median (cloud or haze?)")
+            why.append(
+                f"PSFSignalWeight {summed:.2g} × the median, star signal {signal[i]:.2g} × "
+                f"(transparency {clear[i]:.2f}) (fail >= {min_signal:g} × median: cloud or "
+                "haze?)"
+            )
         verdicts.append(
-            {
-                "path": fs.name(i),
-                "approved": ok,
-                "reason": None if ok else "; ".join(_explain(c, row) for c in failed),
-            }
+            {"path": fs.name(i), "approved": ok, "reason": None if ok else "; ".join(why)}
         )
         if ok:
             w = _evaluate(ctx, weight, symbols, "weight")
@@ -659,8 +694,7 @@ def select(
         reasons.append(f"no stars found in {len(fails_stars)}")
     if fails_signal:
         reasons.append(
-            f"PSFSignalWeight below {min_signal:g} × the median (cloud or haze?) for "
-            f"{len(fails_signal)}"
+            f"starlight below {min_signal:g} × the median (cloud or haze?) for {len(fails_signal)}"
         )
     if not approved:
         raise PxProcessError(

@@ -110,12 +110,12 @@ class StarTable:
         return f"a star table of {n} stars"
 
 
-# SEP's deblending sub-thresholds (SExtractor's DEBLEND_NTHRESH), SEP's default. 16 would
-# take a quarter off the extraction of a nebula field (97 -> 74 ms a 1024² frame; the cost
-# is in the large objects split at every level) and parts the same close pairs
-# (tests/process/test_stars.py), but on a 128×160 night it changes which stars get fitted
-# enough to move PSFSignalWeight's cloud rule: kept at 32 (docs/benchmarks.md, session 11).
-DEBLEND_LEVELS = 32
+# SEP's deblending sub-thresholds (SExtractor's DEBLEND_NTHRESH). 16, not SEP's 32: the
+# cost is in the large objects (nebulosity above the threshold: thousands of pixels, split
+# at every level), and 16 levels take a quarter to a third off the extraction of a nebula
+# field (81-97 -> 48-74 ms a 1024² frame) while parting the same close pairs (1.4-2 FWHM
+# apart, up to 2:1 in flux: tests/process/test_stars.py; 8 levels miss some).
+DEBLEND_LEVELS = 16
 
 
 def _check_mono(data: np.ndarray, what: str = "image") -> np.ndarray:

@@ -16,12 +16,15 @@ Per frame (names as SubframeSelector shows them):
 - ``PSFFlux``, ``PSFSNR`` = PSFFlux / Noise.
 
 ``statistics(rows)`` gives SubframeSelector's set statistics: ``<Name>Min``, ``Max``,
-``Median``, ``Mean``, ``Sigma`` for every numeric property.
+``Median``, ``Mean``, ``Sigma`` for every numeric property; ``transparency(fluxes)`` each
+frame's starlight against the set's, star by star in order of brightness (select()'s cloud
+rule).
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -139,6 +142,57 @@ def measure_frame(
     ``stars``: the frame's star table when already found (``find_stars`` with the same
     threshold and model), so that stars are not detected again."""
     return measure_frame_stars(data, scale, gain, model, threshold, max_fit, stars)[0]
+
+
+TRANSPARENCY_RANKS = 100  # brightest fitted stars compared rank by rank (transparency)
+TRANSPARENCY_SHIFTS = (0, -1, 1, -2, 2)  # rank offsets tried, the plain ranks first
+
+
+def transparency(fluxes: list[np.ndarray], ranks: int = TRANSPARENCY_RANKS) -> np.ndarray:
+    """Each frame's starlight against the set's, star by star without matching positions:
+    the frame's fitted stars, brightest first, over the median star of the set at the same
+    rank (the first ``ranks``); a frame's value is the median of those ratios (1: as the
+    set; 0.35: a third of the light, cloud). The brightest stars keep their ranks from
+    frame to frame, so this follows transparency as a sum of fluxes does, but one bright
+    star fitted in some frames only (at an edge, saturated) shifts a frame's ranks by one
+    where it takes its whole flux off a sum (40 % of a 192² frame's): the ranks are also
+    compared shifted by one or two, and the shift whose ratios agree best (least spread of
+    their logarithms) is taken. ``fluxes``: each frame's fitted stars' fluxes, any order; a
+    frame without any gets 0."""
+    ordered = []
+    for f in fluxes:
+        f = np.asarray(f, np.float64)
+        ordered.append(np.sort(f[np.isfinite(f) & (f > 0)])[::-1][: int(ranks)])
+    out = np.zeros(len(ordered))
+    counts = [len(f) for f in ordered if len(f)]
+    if not counts:
+        return out
+    k = max(counts)
+    table = np.full((len(ordered), k), np.nan)
+    for i, f in enumerate(ordered):
+        table[i, : len(f)] = f
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # ranks only some frames reach
+        ref = np.log(np.nanmedian(table, axis=0))
+    for i, f in enumerate(ordered):
+        if not len(f):
+            continue
+        best = None
+        for shift in TRANSPARENCY_SHIFTS:
+            # the frame's star of rank j against the set's of rank j + shift
+            lo, hi = max(0, -shift), min(len(f), k - shift)
+            if hi - lo < min(3, len(f)):
+                continue
+            r = np.log(f[lo:hi]) - ref[lo + shift : hi + shift]
+            r = r[np.isfinite(r)]
+            if not r.size:
+                continue
+            mid = float(np.median(r))
+            spread = float(np.median(np.abs(r - mid)))
+            if best is None or spread < best[0]:
+                best = (spread, mid)
+        out[i] = math.exp(best[1]) if best is not None else 0.0
+    return out
 
 
 def measure_frame_stars(

@@ -378,3 +378,35 @@ def test_register_on_best_uses_the_stars_measure_found(night, monkeypatch):
     # pixels without measure()'s table (a copy, a file): detected as before
     with pytest.raises(AssertionError, match="detected again"):
         A.register(ctx, others, reference=ref.with_data(ref.data))
+
+
+def test_select_cloud_rule_compares_stars_rank_by_rank():
+    # one frame lost its brightest star (fitted in the others only: 45 % of the flux sum):
+    # PSFSignalWeight falls to 0.3 of the median, the star signal does not; a frame with a
+    # third of the light is rejected, with its transparency in the reason
+    from pxlang.image.frameset import Frame
+
+    rng = np.random.default_rng(2)
+    stars = np.concatenate([[400.0], np.sort(10 ** rng.uniform(0, 1.8, 15))[::-1]])
+    frames = []
+    for k in range(6):
+        flux = stars * rng.normal(1, 0.02, stars.size) * (0.35 if k == 4 else 1.0)
+        if k == 1:
+            flux = flux[1:]
+        n = flux.size
+        table = StarTable(
+            x=rng.uniform(0, 99, n), y=rng.uniform(0, 99, n), flux=flux, fwhm=np.full(n, 3.0),
+            eccentricity=np.full(n, 0.3), peak=flux / 10, saturated=np.zeros(n, bool),
+        )  # fmt: skip
+        noise = 0.01
+        row = {"FWHM": 3.0, "Eccentricity": 0.3, "Stars": float(n), "Noise": noise,
+               "SNRWeight": 5.0, "PSFSignalWeight": (flux.sum() / noise) ** 2 / 1e6}  # fmt: skip
+        meta = {"measure": row, "star_table": {"key": "k", "threshold": 5.0, "table": table}}
+        frames.append(Frame(f"light_{k}.fits", header={}, data=np.zeros((8, 8)), meta=meta))
+    psfsw = [f.meta["measure"]["PSFSignalWeight"] for f in frames]
+    assert psfsw[1] < 0.4 * np.median(psfsw)  # the old rule would reject it
+    ctx = CallContext(base_dir=".", warn=lambda m: None)
+    good = L.select(ctx, FrameSet(frames), approve="FWHM < 6")
+    assert [f.path for f in good.frames] == [f"light_{k}.fits" for k in (0, 1, 2, 3, 5)]
+    (why,) = [v["reason"] for v in good.selection if not v["approved"]]
+    assert "transparency 0.3" in why and "cloud or haze" in why

@@ -342,8 +342,9 @@ def test_star_table_round_trip_through_plain_arrays(tmp_path):
 
 
 def test_deblending_parts_close_pairs():
-    # pairs 1.4-2 FWHM apart, equal or up to 2:1 in flux: all parted by deblending (32 or
-    # 16 levels do; 8 or 4 would not), nearly all one detection each without
+    # pairs 1.4-2 FWHM apart, equal or up to 2:1 in flux: all parted by deblending (the 16
+    # levels kept for speed part them as SEP's default 32 does; 8 or 4 would not), nearly
+    # all one detection each without
     from pxlang.process.stars import detect
 
     rng = np.random.default_rng(3)

@@ -76,3 +76,21 @@ def test_statistics():
     st = statistics(rows)
     assert st["FWHMMin"] == 2 and st["FWHMMax"] == 4 and st["FWHMMedian"] == 3
     assert st["FWHMSigma"] == pytest.approx(1.0) and st["StarsMean"] == 20
+
+
+def test_transparency_follows_the_light_not_one_bright_star():
+    from pxlang.process.subframes import transparency
+
+    rng = np.random.default_rng(5)
+    # a small field: 25 fitted stars, the brightest half the light
+    stars = np.concatenate([[1500.0], np.sort(10 ** rng.uniform(0, 2.5, 24))[::-1]])
+    frames = [stars * rng.normal(1, 0.03, stars.size) for _ in range(6)]
+    frames[1] = frames[1][1:]  # the brightest star not fitted in this one (at an edge)
+    frames[4] = frames[4] * 0.35  # cloud: a third of the light
+    rng.shuffle(frames[2])  # any order
+    t = transparency(frames)
+    assert abs(t[4] - 0.35) < 0.03
+    assert abs(t[1] - 1) < 0.05  # its flux sum fell by half
+    assert np.sum(frames[1]) < 0.6 * np.sum(frames[0])
+    assert all(abs(v - 1) < 0.05 for k, v in enumerate(t) if k not in (1, 4))
+    assert list(transparency([frames[0], np.array([])])) == [1.0, 0.0]

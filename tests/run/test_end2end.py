@@ -108,7 +108,8 @@ def test_bad_frames_rejected_with_reasons(night):
         v = verdict[Path(light.path).name]
         assert v["approved"] == (not light.bad), light.path
         if light.cloudy:  # the value beside the condition it fails, as for FWHM < 6
-            assert re.search(r"PSFSignalWeight [\d.e+]+ \(fails PSFSignalWeight >= ", v["reason"])
+            assert re.search(r"PSFSignalWeight [\d.e+-]+ × the median, star signal [\d.e+-]+ × "
+                             r"\(transparency 0\.[0-4]\d\) \(fail >= 0.4", v["reason"])  # fmt: skip
         if light.trailed:
             assert "Eccentricity" in v["reason"]
 

@@ -119,7 +119,7 @@ def test_bad_frames_rejected_with_reasons(night):
         v = verdict[Path(light.path).name]
         assert v["approved"] == (not light.bad), (light.path, v)
         if light.cloudy:
-            assert "PSFSignalWeight" in v["reason"]
+            assert "PSFSignalWeight" in v["reason"] and "transparency 0.3" in v["reason"]
         if light.trailed:
             assert "Eccentricity" in v["reason"]
 
