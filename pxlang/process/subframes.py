@@ -144,8 +144,13 @@ def measure_frame(
     return measure_frame_stars(data, scale, gain, model, threshold, max_fit, stars)[0]
 
 
-TRANSPARENCY_RANKS = 100  # brightest fitted stars compared rank by rank (transparency)
-TRANSPARENCY_SHIFTS = (0, -1, 1, -2, 2)  # rank offsets tried, the plain ranks first
+# transparency: the brightest fitted stars compared rank by rank (fainter ones are biased
+# bright in a cloudy frame: they are found only where the noise lifts them), the rank
+# offsets tried (the plain ranks first), and how much better a shifted comparison must
+# agree to be taken (with few stars one often agrees a little better by chance)
+TRANSPARENCY_RANKS = 25
+TRANSPARENCY_SHIFTS = (0, -1, 1, -2, 2)
+TRANSPARENCY_SHIFT_GAIN = 0.6
 
 
 def transparency(fluxes: list[np.ndarray], ranks: int = TRANSPARENCY_RANKS) -> np.ndarray:
@@ -156,8 +161,8 @@ def transparency(fluxes: list[np.ndarray], ranks: int = TRANSPARENCY_RANKS) -> n
     frame to frame, so this follows transparency as a sum of fluxes does, but one bright
     star fitted in some frames only (at an edge, saturated) shifts a frame's ranks by one
     where it takes its whole flux off a sum (40 % of a 192² frame's): the ranks are also
-    compared shifted by one or two, and the shift whose ratios agree best (least spread of
-    their logarithms) is taken. ``fluxes``: each frame's fitted stars' fluxes, any order; a
+    compared shifted by one or two, and a shift whose ratios agree clearly better (spread
+    of their logarithms under 0.6 of the plain ranks') is taken. ``fluxes``: each frame's fitted stars' fluxes, any order; a
     frame without any gets 0."""
     ordered = []
     for f in fluxes:
@@ -189,7 +194,7 @@ def transparency(fluxes: list[np.ndarray], ranks: int = TRANSPARENCY_RANKS) -> n
                 continue
             mid = float(np.median(r))
             spread = float(np.median(np.abs(r - mid)))
-            if best is None or spread < best[0]:
+            if best is None or spread < TRANSPARENCY_SHIFT_GAIN * best[0]:
                 best = (spread, mid)
         out[i] = math.exp(best[1]) if best is not None else 0.0
     return out
