@@ -162,8 +162,8 @@ def transparency(fluxes: list[np.ndarray], ranks: int = TRANSPARENCY_RANKS) -> n
     star fitted in some frames only (at an edge, saturated) shifts a frame's ranks by one
     where it takes its whole flux off a sum (40 % of a 192² frame's): the ranks are also
     compared shifted by one or two, and a shift whose ratios agree clearly better (spread
-    of their logarithms under 0.6 of the plain ranks') is taken. ``fluxes``: each frame's fitted stars' fluxes, any order; a
-    frame without any gets 0."""
+    of their logarithms under 0.6 of the plain ranks') is taken. ``fluxes``: each frame's
+    fitted stars' fluxes, any order; a frame without any gets 0."""
     ordered = []
     for f in fluxes:
         f = np.asarray(f, np.float64)
