@@ -140,13 +140,15 @@ class _Plotter:
         # request sent after a plot drawn ahead reaches the plotter after it.
         self.outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.sender: threading.Thread | None = None
+        self.sender_lock = threading.Lock()
         self.broken = False
         self.notes: dict[str, Any] = {}  # what this run's guesses of later requests share
 
     def send(self, msg: Any) -> None:
-        if self.sender is None:
-            self.sender = threading.Thread(target=self._send_all, daemon=True)
-            self.sender.start()
+        with self.sender_lock:  # one sender thread, whichever thread sends first
+            if self.sender is None:
+                self.sender = threading.Thread(target=self._send_all, daemon=True)
+                self.sender.start()
         self.outbox.put(msg)
 
     def _send_all(self) -> None:
