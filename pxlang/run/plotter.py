@@ -30,6 +30,7 @@ _plotter: _Plotter | None = None
 ALLOWED = frozenset({"subframes_png"})  # what a request may call
 AHEAD_KEPT = 64  # PNGs drawn ahead and kept for their request (~60 KB each)
 NICENESS = 10  # the plotting process yields the cores to the run's own processes
+CLOSE_WAIT = 0.2  # seconds the run's end waits for the plotting process to end by itself
 
 
 def _key(request: Any) -> bytes:
@@ -166,13 +167,17 @@ class _Plotter:
         return self.pid == os.getpid() and not self.broken and self.proc.is_alive()
 
     def close(self) -> None:
+        # An idle plotter ends at once on the None (or the pipe's end); one still drawing
+        # ahead a plot the report did not ask for (it kept its plots from an earlier run)
+        # is not waited for: the run is over.
         self.send(None)
         if self.sender is not None:
-            self.sender.join(timeout=2)
+            self.sender.join(timeout=CLOSE_WAIT)
         self.conn.close()
-        self.proc.join(timeout=2)
+        self.proc.join(timeout=CLOSE_WAIT)
         if self.proc.is_alive():
-            self.proc.terminate()
+            self.proc.terminate()  # its drawing child follows (die_with_parent)
+            self.proc.join(timeout=2)
 
 
 def start() -> None:

@@ -634,3 +634,25 @@ def test_a_run_draws_its_report_ahead(tmp_path, monkeypatch):
     pxlang.evaluate(script, options={"cache_dir": str(tmp_path / "cache"), "quiet": True})
     assert seen == {"drawn": 2, "served_ahead": 2}  # the two filters' subframe plots
     assert len(list((tmp_path / "out" / "report").glob("*.png"))) == 4  # and two previews
+
+
+def test_the_run_end_does_not_wait_for_a_plot_nobody_asked_for(monkeypatch):
+    # a plot drawn ahead that the report did not need (kept from an earlier run) is still
+    # being drawn when the run ends: the plotting process and its child go, at once
+    import time
+
+    from pxlang.run import plotter
+
+    def slow(*args, **kwargs):
+        time.sleep(30)
+        return b"png"
+
+    monkeypatch.setattr(rep, "subframes_png", slow)  # forked with the plotting process
+    plotter.start()
+    proc = plotter._plotter.proc
+    plotter.ahead(("subframes_png", ("Ha", []), {}))
+    time.sleep(0.5)  # drawing now, in its child
+    t = time.monotonic()
+    plotter.stop()
+    assert time.monotonic() - t < 1.5
+    assert not proc.is_alive()
