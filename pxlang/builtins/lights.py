@@ -624,10 +624,10 @@ def select(
     disables). The two: PSFSignalWeight, (star flux / noise)² with the fluxes summed, and
     the star signal, the same with the fluxes compared rank by rank, brightest star against
     brightest (the frame's transparency); a bright star fitted in some frames only moves one
-    of them, a cloud both. Returns the approved frames,
-    each with its weight (meta "weight", used by integrate(weights="meta")); the highest
-    weight is the best frame, the registration reference. Frames are measured
-    first if they were not. When most frames fail, a warning says which condition failed."""
+    of them, a cloud both. Returns the approved frames, each with its weight (meta
+    "weight", used by integrate(weights="meta")); the highest weight is the best frame, the
+    registration reference. Frames are measured first if they were not. When most frames
+    fail, a warning says which condition failed."""
     from ..process.subframes import statistics
 
     fs = as_frames(measured, "select")
