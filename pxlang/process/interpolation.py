@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import numba
 import numpy as np
@@ -374,19 +375,31 @@ def warp(
             raise ValueError("the separable kernel needs an affine matrix with m[1, 1] != 0")
         kernel = _warp_separable if separable else _warp_matrix
         for ch in chans:
-            src, lo = _non_negative(np.ascontiguousarray(ch), th)
-            out = kernel(src, m, int(oh), int(ow), th, fill - lo, _LUT)
-            outs.append(out + np.float32(lo) if lo else out)
+            outs.append(
+                _on_pedestal(
+                    ch, th, fill, lambda src, f: kernel(src, m, int(oh), int(ow), th, f, _LUT)
+                )
+            )
     else:
         xs = np.ascontiguousarray(coords[0], dtype=np.float64)
         ys = np.ascontiguousarray(coords[1], dtype=np.float64)
         if xs.shape != ys.shape or xs.ndim != 2:
             raise ValueError(f"coords must be two equal 2-D arrays; got {xs.shape}, {ys.shape}")
         for ch in chans:
-            src, lo = _non_negative(np.ascontiguousarray(ch), th)
-            out = _warp_coords(src, xs, ys, th, fill - lo, _LUT)
-            outs.append(out + np.float32(lo) if lo else out)
+            outs.append(
+                _on_pedestal(ch, th, fill, lambda src, f: _warp_coords(src, xs, ys, th, f, _LUT))
+            )
     return np.stack(outs) if colour else outs[0]
+
+
+def _on_pedestal(ch: np.ndarray, th: float, fill: float, resample: Any) -> np.ndarray:
+    """``resample(source, fill)`` of one channel, on a pedestal when it holds negative
+    values (``_non_negative``), the pedestal removed from the result in place."""
+    src, lo = _non_negative(np.ascontiguousarray(ch), th)
+    out = resample(src, fill - lo)
+    if lo:
+        out += np.float32(lo)
+    return out
 
 
 def _non_negative(ch: np.ndarray, th: float) -> tuple[np.ndarray, float]:

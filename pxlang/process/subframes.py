@@ -164,6 +164,8 @@ def transparency(fluxes: list[np.ndarray], ranks: int = TRANSPARENCY_RANKS) -> n
     compared shifted by one or two, and a shift whose ratios agree clearly better (spread
     of their logarithms under 0.6 of the plain ranks') is taken. ``fluxes``: each frame's
     fitted stars' fluxes, any order; a frame without any gets 0."""
+    from .statistics import mdev
+
     ordered = []
     for f in fluxes:
         f = np.asarray(f, np.float64)
@@ -193,7 +195,7 @@ def transparency(fluxes: list[np.ndarray], ranks: int = TRANSPARENCY_RANKS) -> n
             if not r.size:
                 continue
             mid = float(np.median(r))
-            spread = float(np.median(np.abs(r - mid)))
+            spread = mdev(r)  # of the logarithms: relative, only compared between shifts
             if best is None or spread < TRANSPARENCY_SHIFT_GAIN * best[0]:
                 best = (spread, mid)
         out[i] = math.exp(best[1]) if best is not None else 0.0
