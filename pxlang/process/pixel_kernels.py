@@ -92,12 +92,16 @@ def _neighbour_stats(x, step, med, top, bottom):  # pragma: no cover - compiled
             bottom[i, j] = v[0]
 
 
-def atrous_b3(x: np.ndarray, axis: int, step: int) -> np.ndarray:
+def atrous_b3(x: np.ndarray, axis: int, step: int, out: np.ndarray | None = None) -> np.ndarray:
     """One à trous B3-spline pass (1, 4, 6, 4, 1)/16 along ``axis`` (0 or 1) of a 2-D float64
     array with holes of ``step``, edges mirrored with the edge sample repeated (numpy's
     ``symmetric`` padding), summed in the order of a padded copy and five shifted sums (the
-    oracle in tests/process/test_superbias.py): the same values to the last bit."""
-    out = np.empty(x.shape, np.float64)
+    oracle in tests/process/test_superbias.py): the same values to the last bit. ``out``, a
+    float64 array of ``x``'s shape that is not ``x``, takes the result."""
+    if out is None:
+        out = np.empty(x.shape, np.float64)
+    elif out.shape != x.shape or out.dtype != np.float64 or np.shares_memory(out, x):
+        raise ValueError("out must be a float64 array of x's shape, apart from x")
     _atrous_b3(x, axis, step, out)
     return out
 
