@@ -52,44 +52,68 @@ def neighbour_stats(x: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray, n
     return med, top, bottom
 
 
+@numba.njit(cache=True, inline="always")
+def _ce(a, b):  # pragma: no cover - compiled
+    """A compare-exchange of a sorting network: (min, max), without a branch."""
+    return min(a, b), max(a, b)
+
+
 @numba.njit(cache=True, parallel=True, nogil=True)
 def _neighbour_stats(x, step, med, top, bottom):  # pragma: no cover - compiled
     h, w = x.shape
+    # mirrored column indices once, not eight times a pixel
+    left = np.empty(w, np.int64)
+    right = np.empty(w, np.int64)
+    for j in range(w):
+        left[j] = abs(j - step)
+        r = j + step
+        right[j] = 2 * (w - 1) - r if r > w - 1 else r
     for i in numba.prange(h):
-        v = np.empty(8, np.float32)
+        up = abs(i - step)
+        dn = i + step
+        if dn > h - 1:
+            dn = 2 * (h - 1) - dn
         for j in range(w):
-            k = 0
-            bad = False
-            for dy in (-1, 0, 1):
-                yy = abs(i + dy * step)
-                if yy > h - 1:
-                    yy = 2 * (h - 1) - yy
-                for dx in (-1, 0, 1):
-                    if dy == 0 and dx == 0:
-                        continue
-                    xx = abs(j + dx * step)
-                    if xx > w - 1:
-                        xx = 2 * (w - 1) - xx
-                    val = x[yy, xx]
-                    if val != val:
-                        bad = True
-                    v[k] = val
-                    k += 1
-            if bad:
+            jl = left[j]
+            jr = right[j]
+            v0 = x[up, jl]
+            v1 = x[up, j]
+            v2 = x[up, jr]
+            v3 = x[i, jl]
+            v4 = x[i, jr]
+            v5 = x[dn, jl]
+            v6 = x[dn, j]
+            v7 = x[dn, jr]
+            if (v0 != v0 or v1 != v1 or v2 != v2 or v3 != v3
+                    or v4 != v4 or v5 != v5 or v6 != v6 or v7 != v7):  # fmt: skip
                 med[i, j] = np.nan
                 top[i, j] = np.nan
                 bottom[i, j] = np.nan
                 continue
-            for a in range(1, 8):  # insertion sort of 8 values
-                t = v[a]
-                b = a - 1
-                while b >= 0 and v[b] > t:
-                    v[b + 1] = v[b]
-                    b -= 1
-                v[b + 1] = t
-            med[i, j] = 0.5 * (v[3] + v[4])
-            top[i, j] = v[7]
-            bottom[i, j] = v[0]
+            # Batcher's 19-comparator network for 8 values (checked on every 0/1 input in
+            # tests/process/test_cosmetic.py), less the two exchanges that only order
+            # positions 1-2 and 5-6: ~4x as fast as an insertion sort, whose branches
+            # the processor cannot guess on noise
+            v0, v2 = _ce(v0, v2)
+            v1, v3 = _ce(v1, v3)
+            v4, v6 = _ce(v4, v6)
+            v5, v7 = _ce(v5, v7)
+            v0, v4 = _ce(v0, v4)
+            v1, v5 = _ce(v1, v5)
+            v2, v6 = _ce(v2, v6)
+            v3, v7 = _ce(v3, v7)
+            v0, v1 = _ce(v0, v1)
+            v2, v3 = _ce(v2, v3)
+            v4, v5 = _ce(v4, v5)
+            v6, v7 = _ce(v6, v7)
+            v2, v4 = _ce(v2, v4)
+            v3, v5 = _ce(v3, v5)
+            v1, v4 = _ce(v1, v4)
+            v3, v6 = _ce(v3, v6)
+            v3, v4 = _ce(v3, v4)
+            med[i, j] = 0.5 * (v3 + v4)
+            top[i, j] = v7
+            bottom[i, j] = v0
 
 
 def atrous_b3(x: np.ndarray, axis: int, step: int, out: np.ndarray | None = None) -> np.ndarray:

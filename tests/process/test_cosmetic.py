@@ -117,3 +117,27 @@ def test_defect_map_of_a_master_dark_is_found_once(tmp_path, monkeypatch):
     monkeypatch.undo()
     third = cosmetic(fs, master_dark=Image(other, Header()), cache_dir=str(tmp_path))
     assert third.defects.sum() == 3
+
+
+@pytest.mark.parametrize("step", [1, 2])
+def test_neighbour_stats_are_numpys_median_max_min_of_the_eight_neighbours(step):
+    from pxlang.process.cosmetic import neighbours
+    from pxlang.process.pixel_kernels import neighbour_stats
+
+    rng = np.random.default_rng(step)
+    # 0/1 pixels: every one of the 256 neighbourhoods occurs, so the sorting network is
+    # checked on all 0/1 inputs (which proves it sorts any 8 values); then noise, ties, NaN
+    bits = (rng.random((300, 300)) < 0.5).astype(np.float32)
+    nb = neighbours(bits, step)
+    codes = (nb.astype(np.int64) * (1 << np.arange(8))[:, None, None]).sum(axis=0)
+    assert np.unique(codes).size == 256
+    noise = rng.normal(0, 1, (61, 47)).astype(np.float32)
+    noise[::7, ::5] = 0.25  # ties
+    noise[13, 20] = np.nan
+    for img in (bits, noise):
+        nb = neighbours(img, step)
+        med, top, bottom = neighbour_stats(img, step)
+        np.testing.assert_array_equal(med, np.median(nb, axis=0))
+        np.testing.assert_array_equal(top, nb.max(axis=0))
+        np.testing.assert_array_equal(bottom, nb.min(axis=0))
+    assert np.isnan(med[13 + step, 20]) and not np.isnan(med[30, 30])
