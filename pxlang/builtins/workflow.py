@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import runtrace
-from ..image.frameset import FrameSet, header_value
+from ..image.frameset import FrameSet, cached_header, header_value
 from ..image.store import Image
 from ..lang.errors import PxRuntimeError, PxTypeError
 from ..lang.functions import CallContext, TextNumber
@@ -274,27 +274,30 @@ def report(
     Input files left out (unreadable, or unusable by a stage: no stars, no match) are listed
     (``skipped``) and counted (``counts``: unreadable, left_out).
     Plots whose inputs are unchanged since the last report are not drawn again."""
-    from ..image import io
     from ..run.report import master_name, write_report
 
     out_dir = ctx.resolve_path(output)
     frames, ref_path, skipped = _frame_rows(measured, selected, reference)
     rows = []
     for m in _as_list(masters):
-        img = m if isinstance(m, Image) else io.load(ctx.resolve_path(str(m)))
-        h = img.header
-        name = master_name(img.path or str(m)) if not isinstance(m, Image) else img.name
+        # a master file: its header now, its pixels one at a time by the report (hashed,
+        # then drawn by the process that draws its preview), not all the masters at once
+        # in this process (7 of them at 2048²: 112 MB at the end of a run)
+        img = m if isinstance(m, Image) else None
+        path = img.path if img is not None else ctx.resolve_path(str(m))
+        h = img.header if img is not None else cached_header(path)
+        name = img.name if img is not None else master_name(path)
         name = name or "master"
         lo, hi = header_value(h, "REJLOPCT"), header_value(h, "REJHIPCT")
         rows.append(
             {
                 "name": name,
                 "kind": str(header_value(h, "IMAGETYP") or "master"),
-                "path": img.path or str(m),
+                "path": path or str(m),
                 "frames": header_value(h, "NCOMBINE"),
                 "rejection": None if lo is None else {"low": float(lo), "high": float(hi or 0)},
                 "noise": header_value(h, "NOISEEST"),
-                "image": img.data,
+                "image": img.data if img is not None else path,
             }
         )
     try:

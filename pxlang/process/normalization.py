@@ -169,7 +169,11 @@ def prepare_reference(reference: np.ndarray, scale: int = DEFAULT_SCALE) -> Norm
         raise ValueError(f"local normalization works on mono (H, W) images; got {ref.shape}")
     scale = _check_scale(scale)
     b_ref, rms_ref = _background(ref, scale)
-    ref_sub = np.where(np.isfinite(ref), ref - b_ref, 0.0).astype(np.float32)
+    ref_sub = np.subtract(ref, b_ref, dtype=np.float32)  # one new plane, not three
+    finite = np.isfinite(ref)
+    if not finite.all():
+        ref_sub[~finite] = 0.0
+    del finite, b_ref  # not held through the star detection below
     objs, radii = _reference_stars(ref_sub)
     flux = None if objs is None else _aperture_flux(ref_sub, objs, radii)
     return NormalizationReference(

@@ -134,7 +134,8 @@ def background(data: np.ndarray, mesh: int = 64, mask: np.ndarray | None = None)
     arr = _check_mono(data)
     mesh = int(max(8, min(mesh, arr.shape[0] // 2, arr.shape[1] // 2)))
     bkg = sep.Background(arr, mask=mask, bw=mesh, bh=mesh, fw=3, fh=3)
-    return bkg.back().astype(np.float32), float(bkg.globalback), float(bkg.globalrms)
+    back = bkg.back().astype(np.float32, copy=False)  # float32 already: no second plane
+    return back, float(bkg.globalback), float(bkg.globalrms)
 
 
 def detect(

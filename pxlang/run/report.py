@@ -23,6 +23,7 @@ lazily (Agg canvas, no pyplot state), only when there is a subframe plot to draw
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -479,6 +480,17 @@ def master_png(name: str, image: Any) -> bytes:
     return encode_png(preview_samples(image), text, level=1)
 
 
+def _load(path: Any) -> np.ndarray:
+    from pxlang.image import io as image_io
+
+    return image_io.load(os.fspath(path)).data
+
+
+def _file_png(name: str, path: str) -> bytes:
+    """``master_png`` of an image file."""
+    return master_png(name, _load(path))
+
+
 def _draw_all(draws: list[Any], advance: Any) -> list[bytes]:
     """Every drawing's PNG bytes, on both cores (matplotlib holds the GIL: processes, not
     threads). The subframe plots (``subframes_png``) go to one process together: each process
@@ -658,8 +670,8 @@ def write_report(
         ``units`` ({"FWHM": "arcsec" or "px"}: labels the plot, and the summary's
         ``FWHMUnit``); an optional ISO ``date`` orders the plots.
     masters : one dict per master: ``name``, ``kind``, ``path``, ``frames``, ``rejection``
-        ({"low": %, "high": %} or None), ``noise``, and optionally ``image`` (an array or
-        ``Image``) for the preview.
+        ({"low": %, "high": %} or None), ``noise``, and optionally ``image`` (an array, an
+        ``Image`` or the path of an image file, read when needed) for the preview.
     reference : path of the registration reference frame.
     approve, weight : the approval and weighting expressions used.
     extra : anything else to keep in the JSON.
@@ -716,8 +728,14 @@ def write_report(
             continue
         path = plot_dir / f"{unique('master_' + _safe_name(m.get('name')))}.png"
         name = str(m.get("name"))
-        key = _digest("master", name, image)
-        jobs.append((path, key, lambda n=name, im=image: master_png(n, im)))
+        if isinstance(image, (str, os.PathLike)):
+            # a file: its pixels hashed here and let go, read again where it is drawn
+            key = _digest("master", name, _load(image))
+            draw = functools.partial(_file_png, name, os.fspath(image))
+        else:
+            key = _digest("master", name, image)
+            draw = functools.partial(master_png, name, image)
+        jobs.append((path, key, draw))
         m["preview"] = path.relative_to(out).as_posix()
 
     plot_keys = {p.relative_to(out).as_posix(): k for p, k, _ in jobs}

@@ -239,3 +239,21 @@ def test_frames_and_masters_on_different_scales_are_refused():
     cal.calibrate(unit, bias=master).read(0)
     free = Image(current * 60 * 65535.0, hdr(EXPTIME=60.0, BIASSUB=True), path="d.fits")
     cal.calibrate(frames_of([sky * 65535.0], EXPTIME=60.0), dark=free).read(0)
+
+
+@pytest.mark.parametrize("shape", [(300, 41), (3, 300, 41)])
+def test_calibrate_array_by_row_blocks_is_the_formula(shape):
+    # 300 rows: blocks of 128 with a short last one; every pixel as the whole-frame formula
+    rng = np.random.default_rng(len(shape))
+    frame = rng.random(shape).astype(np.float32)
+    bias = (0.1 * rng.random(shape[-2:])).astype(np.float32)
+    dark = (0.05 * rng.random(shape)).astype(np.float32)
+    flat = rng.uniform(0.5, 1.5, shape).astype(np.float32)
+    flat[..., 7, 3] = 0.0
+    flat[..., 250, 40] = 0.0
+    got = cal.calibrate_array(frame, bias, dark, flat, k=1.7, pedestal=0.003)
+    bad = flat <= 1e-6
+    want = (frame - bias - np.float32(1.7) * dark) / np.where(bad, 1, flat) + np.float32(0.003)
+    want[bad] = 0.003
+    np.testing.assert_array_equal(got, want.astype(np.float32))
+    assert got.dtype == np.float32 and got.shape == shape

@@ -461,6 +461,39 @@ def test_unchanged_inputs_draw_nothing_again(tmp_path):
     assert os.stat(first["json"]).st_mtime_ns != stamp[first["json"]]
 
 
+def test_a_master_file_is_previewed_as_its_pixels_and_redrawn_only_when_they_change(tmp_path):
+    """A master given as a file path (what the report built-in passes, so that the masters
+    are not all in memory at once) gives the preview of its pixels, and a file rewritten
+    with the same pixels (a new header) keeps the preview drawn before."""
+    from astropy.io.fits import Header
+
+    from pxlang.image import io as image_io
+    from pxlang.image.store import Image
+
+    img = np.random.default_rng(3).random((40, 50)).astype(np.float32)
+    path = str(tmp_path / "Ha.fits")
+    image_io.save(Image(img), path)
+    by_array = rep.write_report(
+        str(tmp_path / "a"), frames=[], masters=[{"name": "Ha", "path": path, "image": img}]
+    )
+    by_file = rep.write_report(
+        str(tmp_path / "f"), frames=[], masters=[{"name": "Ha", "path": path, "image": path}]
+    )
+    assert [os.path.basename(p) for p in by_file["drawn"]] == ["master_Ha.png"]
+    assert Path(by_file["plots"][0]).read_bytes() == Path(by_array["plots"][0]).read_bytes()
+    image_io.save(Image(img, Header({"OBJECT": "again"})), path)
+    again = rep.write_report(
+        str(tmp_path / "f"), frames=[], masters=[{"name": "Ha", "path": path, "image": path}]
+    )
+    assert again["drawn"] == []
+    img[5, 5] += 0.5
+    image_io.save(Image(img), path)
+    changed = rep.write_report(
+        str(tmp_path / "f"), frames=[], masters=[{"name": "Ha", "path": path, "image": path}]
+    )
+    assert [os.path.basename(p) for p in changed["drawn"]] == ["master_Ha.png"]
+
+
 def test_left_out_frames_counted_apart_from_unreadable_files(tmp_path):
     skipped = [
         {"path": "a.fits", "reason": "the file is truncated"},
