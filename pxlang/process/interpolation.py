@@ -123,15 +123,17 @@ def _sample(data, x, y, th, wx, wy, fill, lut):
 
 
 @numba.njit(cache=True, parallel=True, nogil=True, error_model="numpy")
-def _rows_pass(data, al, be, ga, lut, parts):
+def _rows_pass(data, al, be, ga, lut, parts, row0):
     """First separable pass: source row ``y`` sampled at x = al·u + be·y + ga for every
     output column u. The positive and negative products are summed apart (``parts[y, u, 0]``
     and ``[1]``) with the weight of the positive ones (``[2]``; the weights sum to 1), so
     that the second pass can clamp as the 2-D kernel does. The three side by side: the
-    second pass reads six rows of them, not eighteen."""
+    second pass reads six rows of them, not eighteen. ``parts`` holds the source rows
+    ``row0``, ``row0 + 1``…"""
     h, w = data.shape
     out_w = parts.shape[1]
-    for y in numba.prange(h):
+    for r in numba.prange(parts.shape[0]):
+        y = row0 + r
         wx = np.empty(6)
         for u in range(out_w):
             x = al * u + be * y + ga
@@ -150,16 +152,16 @@ def _rows_pass(data, al, be, ga, lut, parts):
                 else:
                     p += s
                     wp += wx[j]
-            parts[y, u, 0] = p
-            parts[y, u, 1] = n
-            parts[y, u, 2] = wp
+            parts[r, u, 0] = p
+            parts[r, u, 1] = n
+            parts[r, u, 2] = wp
 
 
 _CHUNK = 64  # output pixels taken together when their six source rows are the same
 
 
 @numba.njit(cache=True, parallel=True, nogil=True, error_model="numpy")
-def _columns_pass(parts, m, src_w, th, fill, lut, out):
+def _columns_pass(parts, row0, h, m, v0, src_w, th, fill, lut, out):
     """Second separable pass: output pixel (u, v) is column u of the first pass sampled at
     the source row y(u, v). The sums of the positive and negative products and of their
     weights over the 36 taps follow from the row parts: a product is positive where the row
@@ -167,15 +169,17 @@ def _columns_pass(parts, m, src_w, th, fill, lut, out):
     + - + + - + at taps -2..3, whatever the fraction). Along an output row y(u) moves
     slowly, so runs of pixels share their six source rows: those are summed without index
     clamps; runs near the frame's edges take the general path. Sources outside the frame
-    get ``fill``."""
-    h, out_w, _ = parts.shape
+    get ``fill``. ``parts`` holds the source rows ``row0``… of a frame of ``h`` rows (all
+    the rows the output rows ``v0``… of ``out`` read)."""
+    out_w = parts.shape[1]
     clamp = th >= 0.0
     inv = 1.0 / (1.0 - th) if (clamp and th < 1.0) else 0.0
     m00, m01, m02, m10, m11, m12 = m[0, 0], m[0, 1], m[0, 2], m[1, 0], m[1, 1], m[1, 2]
-    for v in numba.prange(out.shape[0]):
+    for vv in numba.prange(out.shape[0]):
+        v = v0 + vv
         bx = m01 * v + m02
         by = m11 * v + m12
-        orow = out[v]
+        orow = out[vv]
         u = 0
         while u < out_w:
             u1 = min(u + _CHUNK, out_w)
@@ -190,12 +194,12 @@ def _columns_pass(parts, m, src_w, th, fill, lut, out):
             xa = m00 * u + bx
             xb = m00 * (u1 - 1) + bx
             if y0 >= 2 and y0 + 3 < h and min(xa, xb) >= -0.5 and max(xa, xb) <= src_w - 0.5:
-                r0 = parts[y0 - 2]
-                r1 = parts[y0 - 1]
-                r2 = parts[y0]
-                r3 = parts[y0 + 1]
-                r4 = parts[y0 + 2]
-                r5 = parts[y0 + 3]
+                r0 = parts[y0 - 2 - row0]
+                r1 = parts[y0 - 1 - row0]
+                r2 = parts[y0 - row0]
+                r3 = parts[y0 + 1 - row0]
+                r4 = parts[y0 + 2 - row0]
+                r5 = parts[y0 + 3 - row0]
                 for k in range(u, u1):
                     t = (m10 * k + by - y0) * _LUT_RES
                     i = min(int(t), _LUT_RES - 1)
@@ -244,7 +248,7 @@ def _columns_pass(parts, m, src_w, th, fill, lut, out):
                 wp = 0.0
                 wn = 0.0
                 for j in range(6):
-                    yy = min(max(yi + j - 2, 0), h - 1)
+                    yy = min(max(yi + j - 2, 0), h - 1) - row0
                     ly = wy[j]
                     p = parts[yy, k, 0]
                     n = parts[yy, k, 1]
@@ -271,15 +275,53 @@ def _separable_shear(m: np.ndarray) -> float | None:
     return float(m[0, 1] / m[1, 1])
 
 
+_BAND_ROWS = 64  # output rows resampled together by the separable kernel
+
+
+def _band_sources(m: np.ndarray, v0: int, v1: int, out_w: int, h: int) -> tuple[int, int]:
+    """The source rows [lo, hi) that output rows v0..v1-1 read: taps -2..+3 around where
+    their pixels fall (y is linear: its extremes are at the band's corners), one row more
+    each side for rounding, within the frame (whose edge rows repeat)."""
+    d, e, f = m[1]
+    ys = [d * u + e * v + f for u in (0, out_w - 1) for v in (v0, v1 - 1)]
+    lo = min(max(math.floor(min(ys)) - 3, 0), h - 1)
+    hi = max(min(math.floor(max(ys)) + 5, h), lo + 1)
+    return lo, hi
+
+
 def _warp_separable(data, m, out_h, out_w, th, fill, lut):
     (a, b, c), (d, e, f) = m[0], m[1]
     # x along output column u, as a function of the source row y (v eliminated)
+    al, be, ga = a - b * d / e, b / e, c - b * f / e
+    h = data.shape[0]
+    # By bands of output rows, the first pass keeping only the source rows a band reads
+    # (those two bands share move along, the others are computed): the whole frame's
+    # (H, W, 3) parts were 48 MB at 2048², written and read back from memory.
+    spans = [
+        (
+            v0,
+            min(v0 + _BAND_ROWS, out_h),
+            *_band_sources(m, v0, min(v0 + _BAND_ROWS, out_h), out_w, h),
+        )
+        for v0 in range(0, out_h, _BAND_ROWS)
+    ]
     # frame-sized arrays from numpy, not numba: numpy asks for transparent huge pages, and
     # a fresh 2048² frame faults in ~5 times faster so (see pixel_kernels)
-    parts = np.empty((data.shape[0], out_w, 3), np.float32)
-    _rows_pass(data, a - b * d / e, b / e, c - b * f / e, lut, parts)
+    buf = np.empty((max(hi - lo for _, _, lo, hi in spans), out_w, 3), np.float32)
     out = np.empty((out_h, out_w), np.float32)
-    _columns_pass(parts, m, data.shape[1], th, fill, lut, out)
+    held = (0, 0)  # source rows in buf[: held[1] - held[0]]
+    for v0, v1, lo, hi in spans:
+        keep = (max(lo, held[0]), min(hi, held[1]))
+        if keep[0] < keep[1]:  # numpy copies overlapping rows as if through a temporary
+            buf[keep[0] - lo : keep[1] - lo] = buf[keep[0] - held[0] : keep[1] - held[0]]
+            todo = [(lo, keep[0]), (keep[1], hi)]
+        else:
+            todo = [(lo, hi)]
+        for r0, r1 in todo:
+            if r1 > r0:
+                _rows_pass(data, al, be, ga, lut, buf[r0 - lo : r1 - lo], r0)
+        _columns_pass(buf[: hi - lo], lo, h, m, v0, data.shape[1], th, fill, lut, out[v0:v1])
+        held = (lo, hi)
     return out
 
 

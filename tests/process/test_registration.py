@@ -393,3 +393,39 @@ def test_warp_keeps_negative_pixels_of_a_calibrated_frame(separable):
     assert np.isnan(out[:, -15:]).all() and np.isfinite(out[:, :100]).all()
     lifted = warp(sky, np.array([[1, 0, 20.5], [0, 1, 0], [0, 0, 1.0]]), fill=-1.0)
     assert (lifted[:, -15:] == -1.0).all()
+
+
+def _rotation(deg, tx, ty, scale=1.0, flip=None):
+    t = np.deg2rad(deg)
+    c, s = scale * np.cos(t), scale * np.sin(t)
+    m = np.array([[c, -s, tx], [s, c, ty], [0.0, 0.0, 1.0]])
+    if flip is not None:  # a meridian flip: y falls as the output row rises
+        h, w = flip
+        m = m @ np.array([[-1.0, 0.0, w - 1.0], [0.0, -1.0, h - 1.0], [0.0, 0.0, 1.0]])
+    return m
+
+
+@pytest.mark.parametrize(
+    "m",
+    [
+        _rotation(0.3, 3.3, -2.7),
+        _rotation(-5.0, 10.2, 40.7, 1.02),
+        _rotation(0.2, 1.5, 0.5, flip=(150, 170)),
+        _rotation(1.0, 60.0, 120.0),  # the lower bands read no source row at all
+        _rotation(-1.0, -150.0, 10.0),
+    ],
+)
+def test_the_separable_warp_by_bands_is_the_whole_frame_warp(m, monkeypatch):
+    # bands of 16 output rows (rows shared with the band before moved, the rest computed)
+    # against one band holding every source row: the same values to the last bit
+    from pxlang.process import interpolation as ip
+
+    rng = np.random.default_rng(4)
+    data = (0.1 + rng.normal(0, 0.01, (150, 170))).astype(np.float32)
+    data[40:44, 60:64] += 3.0  # a star: clamping at work
+    monkeypatch.setattr(ip, "_BAND_ROWS", 16)
+    banded = ip.warp(data, m, out_shape=(140, 180), separable=True)
+    monkeypatch.setattr(ip, "_BAND_ROWS", 10_000)
+    whole = ip.warp(data, m, out_shape=(140, 180), separable=True)
+    assert np.array_equal(banded, whole)
+    assert np.isfinite(banded).all() and (banded != 0).any()
