@@ -43,6 +43,47 @@ def _first_starlet_layer(a, tmp, out):  # pragma: no cover - compiled
             out[i, j] = a[i, j] - (0.375 * t[j] + 0.25 * (t[j1] + t[j3]) + 0.0625 * (t[j0] + t[j4]))
 
 
+def first_starlet_layer_sampled(a: np.ndarray, stride: int) -> np.ndarray:
+    """``first_starlet_layer(a).ravel()[::stride]`` (the same float32 values) without the
+    whole layer: the noise estimate clips a strided sample, and the whole layer and its
+    row-pass plane were two frame-sized planes (32 MB at 2048²) for a 17th of their values."""
+    if a.ndim != 2 or min(a.shape) < 3 or stride < 1:
+        raise ValueError("a 2-D array of at least 3x3 and a stride of 1 or more")
+    out = np.empty((a.size + stride - 1) // stride, np.float32)
+    _first_starlet_layer_at(np.ascontiguousarray(a, dtype=np.float32), int(stride), out)
+    return out
+
+
+@numba.njit(cache=True, inline="always")
+def _mirror(i, n):  # pragma: no cover - compiled
+    """Index ``i`` (within 2 of the edges) mirrored as the starlet kernels mirror it."""
+    if i < 0:
+        return -i
+    if i >= n:
+        return 2 * n - 2 - i
+    return i
+
+
+@numba.njit(cache=True, nogil=True)
+def _first_starlet_layer_at(a, stride, out):  # pragma: no cover - compiled
+    h, w = a.shape
+    t = np.empty(5, np.float32)  # the row pass at the five columns, stored as float32
+    for k in range(out.size):
+        idx = k * stride
+        i = idx // w
+        j = idx - i * w
+        i0 = _mirror(i - 2, h)
+        i1 = _mirror(i - 1, h)
+        i3 = _mirror(i + 1, h)
+        i4 = _mirror(i + 2, h)
+        for c in range(5):
+            jj = _mirror(j + c - 2, w)
+            t[c] = (
+                0.375 * a[i, jj] + 0.25 * (a[i1, jj] + a[i3, jj]) + 0.0625 * (a[i0, jj] + a[i4, jj])
+            )
+        out[k] = a[i, j] - (0.375 * t[2] + 0.25 * (t[1] + t[3]) + 0.0625 * (t[0] + t[4]))
+
+
 def neighbour_stats(x: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Median, max and min of the 8 same-colour neighbours of every pixel (mirrored at the
     edges, as ``neighbours``; NaN where a neighbour is NaN): what ``np.median`` over the

@@ -163,7 +163,8 @@ def detect(
         arr = np.where(finite, arr, np.float32(np.nanmedian(arr) if finite.any() else 0.0))
         mask = ~finite if mask is None else (mask | ~finite)
     back, level, rms = background(arr, mesh=mesh, mask=mask)
-    sub = arr - back
+    sub = np.subtract(arr, back, out=back)  # the background's plane, not a new one
+    del back
     if not np.isfinite(rms) or rms <= 0:
         rms = float(np.std(sub)) or 1e-6
     levels = DEBLEND_LEVELS if deblend else 1

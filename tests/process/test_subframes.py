@@ -94,3 +94,27 @@ def test_transparency_follows_the_light_not_one_bright_star():
     assert np.sum(frames[1]) < 0.6 * np.sum(frames[0])
     assert all(abs(v - 1) < 0.05 for k, v in enumerate(t) if k not in (1, 4))
     assert list(transparency([frames[0], np.array([])])) == [1.0, 0.0]
+
+
+@pytest.mark.parametrize("shape, stride", [((37, 53), 1), ((64, 48), 5), ((129, 200), 17)])
+def test_the_sampled_first_starlet_layer_is_the_whole_layers_sample(shape, stride):
+    # the noise estimate computes the layer only where it samples it: the same float32
+    # values as the whole layer's, edges (mirrored rows and columns) included
+    from pxlang.process.pixel_kernels import first_starlet_layer, first_starlet_layer_sampled
+
+    a = np.random.default_rng(stride).normal(0.1, 0.01, shape).astype(np.float32)
+    a[3, 4] = 2.0  # a star-like spike
+    whole = first_starlet_layer(a).ravel()
+    np.testing.assert_array_equal(first_starlet_layer_sampled(a, stride), whole[::stride])
+    assert first_starlet_layer_sampled(a, 1).size == a.size
+
+
+def test_noise_mrs_finds_the_noise_of_a_large_frame():
+    # a 1024² frame: the estimate clips every 5th value of the first layer
+    from pxlang.process.subframes import noise_mrs
+
+    rng = np.random.default_rng(11)
+    yy, xx = np.mgrid[0:1024, 0:1024]
+    sky = 0.1 + 0.05 * np.exp(-((xx - 500) ** 2 + (yy - 400) ** 2) / 2e4)  # a nebula
+    frame = (sky + rng.normal(0, 0.004, sky.shape)).astype(np.float32)
+    assert noise_mrs(frame) == pytest.approx(0.004, rel=0.02)
