@@ -295,8 +295,8 @@ def _warp_separable(data, m, out_h, out_w, th, fill, lut):
     al, be, ga = a - b * d / e, b / e, c - b * f / e
     h = data.shape[0]
     # By bands of output rows, the first pass keeping only the source rows a band reads
-    # (those two bands share move along, the others are computed): the whole frame's
-    # (H, W, 3) parts were 48 MB at 2048², written and read back from memory.
+    # (rows shared with the band before are moved, the others computed): the whole frame's
+    # (H, W, 3) parts were 48 MB at 2048², in every worker warping a frame.
     spans = [
         (
             v0,
@@ -305,8 +305,8 @@ def _warp_separable(data, m, out_h, out_w, th, fill, lut):
         )
         for v0 in range(0, out_h, _BAND_ROWS)
     ]
-    # frame-sized arrays from numpy, not numba: numpy asks for transparent huge pages, and
-    # a fresh 2048² frame faults in ~5 times faster so (see pixel_kernels)
+    # the output from numpy, not numba: numpy asks for transparent huge pages, and a fresh
+    # 2048² frame faults in ~5 times faster so (see pixel_kernels)
     buf = np.empty((max(hi - lo for _, _, lo, hi in spans), out_w, 3), np.float32)
     out = np.empty((out_h, out_w), np.float32)
     held = (0, 0)  # source rows in buf[: held[1] - held[0]]
