@@ -99,62 +99,122 @@ def _ce(a, b):  # pragma: no cover - compiled
     return min(a, b), max(a, b)
 
 
-@numba.njit(cache=True, parallel=True, nogil=True)
-def _neighbour_stats(x, step, med, top, bottom):  # pragma: no cover - compiled
-    h, w = x.shape
-    # mirrored column indices once, not eight times a pixel
+@numba.njit(cache=True, nogil=True)
+def _mirrored_columns(w, step):  # pragma: no cover - compiled
+    """Left and right same-colour neighbour columns of every column, mirrored at the edges."""
     left = np.empty(w, np.int64)
     right = np.empty(w, np.int64)
     for j in range(w):
         left[j] = abs(j - step)
         r = j + step
         right[j] = 2 * (w - 1) - r if r > w - 1 else r
+    return left, right
+
+
+@numba.njit(cache=True, inline="always")
+def _mirrored_rows(i, h, step):  # pragma: no cover - compiled
+    dn = i + step
+    return abs(i - step), (2 * (h - 1) - dn if dn > h - 1 else dn)
+
+
+@numba.njit(cache=True, inline="always")
+def _stats_at(x, i, j, up, dn, jl, jr):  # pragma: no cover - compiled
+    """(median, max, min) of the 8 neighbours of (i, j); NaN when one is NaN."""
+    v0 = x[up, jl]
+    v1 = x[up, j]
+    v2 = x[up, jr]
+    v3 = x[i, jl]
+    v4 = x[i, jr]
+    v5 = x[dn, jl]
+    v6 = x[dn, j]
+    v7 = x[dn, jr]
+    if (v0 != v0 or v1 != v1 or v2 != v2 or v3 != v3
+            or v4 != v4 or v5 != v5 or v6 != v6 or v7 != v7):  # fmt: skip
+        nan = np.float32(np.nan)
+        return nan, nan, nan
+    # Batcher's 19-comparator network for 8 values (checked on every 0/1 input in
+    # tests/process/test_cosmetic.py), less the two exchanges that only order positions
+    # 1-2 and 5-6: ~4x as fast as an insertion sort, whose branches the processor cannot
+    # guess on noise
+    v0, v2 = _ce(v0, v2)
+    v1, v3 = _ce(v1, v3)
+    v4, v6 = _ce(v4, v6)
+    v5, v7 = _ce(v5, v7)
+    v0, v4 = _ce(v0, v4)
+    v1, v5 = _ce(v1, v5)
+    v2, v6 = _ce(v2, v6)
+    v3, v7 = _ce(v3, v7)
+    v0, v1 = _ce(v0, v1)
+    v2, v3 = _ce(v2, v3)
+    v4, v5 = _ce(v4, v5)
+    v6, v7 = _ce(v6, v7)
+    v2, v4 = _ce(v2, v4)
+    v3, v5 = _ce(v3, v5)
+    v1, v4 = _ce(v1, v4)
+    v3, v6 = _ce(v3, v6)
+    v3, v4 = _ce(v3, v4)
+    return np.float32(0.5 * (v3 + v4)), v7, v0
+
+
+@numba.njit(cache=True, parallel=True, nogil=True)
+def _neighbour_stats(x, step, med, top, bottom):  # pragma: no cover - compiled
+    h, w = x.shape
+    left, right = _mirrored_columns(w, step)  # once, not eight times a pixel
     for i in numba.prange(h):
-        up = abs(i - step)
-        dn = i + step
-        if dn > h - 1:
-            dn = 2 * (h - 1) - dn
+        up, dn = _mirrored_rows(i, h, step)
         for j in range(w):
-            jl = left[j]
-            jr = right[j]
-            v0 = x[up, jl]
-            v1 = x[up, j]
-            v2 = x[up, jr]
-            v3 = x[i, jl]
-            v4 = x[i, jr]
-            v5 = x[dn, jl]
-            v6 = x[dn, j]
-            v7 = x[dn, jr]
-            if (v0 != v0 or v1 != v1 or v2 != v2 or v3 != v3
-                    or v4 != v4 or v5 != v5 or v6 != v6 or v7 != v7):  # fmt: skip
-                med[i, j] = np.nan
-                top[i, j] = np.nan
-                bottom[i, j] = np.nan
-                continue
-            # Batcher's 19-comparator network for 8 values (checked on every 0/1 input in
-            # tests/process/test_cosmetic.py), less the two exchanges that only order
-            # positions 1-2 and 5-6: ~4x as fast as an insertion sort, whose branches
-            # the processor cannot guess on noise
-            v0, v2 = _ce(v0, v2)
-            v1, v3 = _ce(v1, v3)
-            v4, v6 = _ce(v4, v6)
-            v5, v7 = _ce(v5, v7)
-            v0, v4 = _ce(v0, v4)
-            v1, v5 = _ce(v1, v5)
-            v2, v6 = _ce(v2, v6)
-            v3, v7 = _ce(v3, v7)
-            v0, v1 = _ce(v0, v1)
-            v2, v3 = _ce(v2, v3)
-            v4, v5 = _ce(v4, v5)
-            v6, v7 = _ce(v6, v7)
-            v2, v4 = _ce(v2, v4)
-            v3, v5 = _ce(v3, v5)
-            v1, v4 = _ce(v1, v4)
-            v3, v6 = _ce(v3, v6)
-            v3, v4 = _ce(v3, v4)
-            med[i, j] = 0.5 * (v3 + v4)
-            top[i, j] = v7
-            bottom[i, j] = v0
+            med[i, j], top[i, j], bottom[i, j] = _stats_at(x, i, j, up, dn, left[j], right[j])
+
+
+def neighbour_deviation(x: np.ndarray, step: int) -> np.ndarray:
+    """``x`` minus the median of its 8 same-colour neighbours (``neighbour_stats``), float32:
+    one plane where the three statistics are three."""
+    d = np.empty(x.shape, np.float32)
+    _neighbour_deviation(np.ascontiguousarray(x, dtype=np.float32), step, d)
+    return d
+
+
+@numba.njit(cache=True, parallel=True, nogil=True)
+def _neighbour_deviation(x, step, d):  # pragma: no cover - compiled
+    h, w = x.shape
+    left, right = _mirrored_columns(w, step)
+    for i in numba.prange(h):
+        up, dn = _mirrored_rows(i, h, step)
+        for j in range(w):
+            d[i, j] = x[i, j] - _stats_at(x, i, j, up, dn, left[j], right[j])[0]
+
+
+def defect_masks(
+    x: np.ndarray, step: int, threshold: float, ratio: float, hot: bool, cold: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Hot and cold pixel masks (``cosmetic.detect_defects``) from the neighbour statistics
+    recomputed pixel by pixel, in float32 as numpy compares them: a pixel is hot when its
+    deviation d from the median exceeds ``threshold``, it is above its brightest neighbour
+    and d exceeds ``ratio`` times that neighbour's height above the median; cold likewise
+    below. No frame-sized statistics are kept."""
+    hot_mask = np.zeros(x.shape, bool)
+    cold_mask = np.zeros(x.shape, bool)
+    _defect_masks(
+        np.ascontiguousarray(x, dtype=np.float32), step, np.float32(threshold),
+        np.float32(ratio), bool(hot), bool(cold), hot_mask, cold_mask,
+    )  # fmt: skip
+    return hot_mask, cold_mask
+
+
+@numba.njit(cache=True, parallel=True, nogil=True)
+def _defect_masks(x, step, thr, ratio, hot, cold, hot_mask, cold_mask):  # pragma: no cover
+    h, w = x.shape
+    left, right = _mirrored_columns(w, step)
+    for i in numba.prange(h):
+        up, dn = _mirrored_rows(i, h, step)
+        for j in range(w):
+            med, top, bottom = _stats_at(x, i, j, up, dn, left[j], right[j])
+            v = x[i, j]
+            d = v - med  # NaN fails every test below
+            if hot:
+                hot_mask[i, j] = d > thr and v > top and d > ratio * (top - med)
+            if cold:
+                cold_mask[i, j] = d < -thr and v < bottom and d < -ratio * (med - bottom)
 
 
 def atrous_b3(x: np.ndarray, axis: int, step: int, out: np.ndarray | None = None) -> np.ndarray:

@@ -141,3 +141,30 @@ def test_neighbour_stats_are_numpys_median_max_min_of_the_eight_neighbours(step)
         np.testing.assert_array_equal(top, nb.max(axis=0))
         np.testing.assert_array_equal(bottom, nb.min(axis=0))
     assert np.isnan(med[13 + step, 20]) and not np.isnan(med[30, 30])
+
+
+@pytest.mark.parametrize("cfa", [False, True])
+def test_defect_masks_by_the_kernels_are_numpys(cfa):
+    # the kernels (deviation plane, then the masks pixel by pixel) against the same rule
+    # written with numpy over the (8, H, W) neighbour stack: the same pixels, NaN and inf
+    # included
+    from pxlang.process.cosmetic import MAD_TO_SIGMA, neighbours
+
+    rng = np.random.default_rng(7)
+    x = rng.normal(0.01, 0.001, (90, 77)).astype(np.float32)
+    x[rng.random(x.shape) < 0.01] += 0.03
+    x[rng.random(x.shape) < 0.01] -= 0.03
+    x[30, 40] = np.nan
+    x[50, 20] = np.inf
+    step = 2 if cfa else 1
+    nb = neighbours(x, step)
+    med, top, bottom = np.median(nb, axis=0), nb.max(axis=0), nb.min(axis=0)
+    d = x - med
+    finite = np.isfinite(d)
+    spread = np.median(np.abs(d[finite] - np.median(d[finite]))) * MAD_TO_SIGMA
+    want_hot = (d > 5 * spread) & (x > top) & (d > 3 * (top - med)) & finite
+    want_cold = (-d > 5 * spread) & (x < bottom) & (-d > 3 * (med - bottom)) & finite
+    hot, cold = detect_defects(x, sigma=5, hot=True, cold=True, cfa=cfa, ratio=3)
+    assert want_hot.sum() > 10 and want_cold.sum() > 10
+    np.testing.assert_array_equal(hot, want_hot)
+    np.testing.assert_array_equal(cold, want_cold)
