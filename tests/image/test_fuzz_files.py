@@ -58,6 +58,7 @@ def read_all(folder: str, path: str) -> None:
     cut=st.one_of(st.none(), st.floats(0, 1)),
 )
 @example(ext=".fits", edits=[(0.125, 128)], cut=None)  # a byte 0x80 in a header card
+@example(ext=".fits", edits=[(0.21875, 0), (0.171875, 0)], cut=None)  # NUL in a blank card
 def test_damaged_files_fail_cleanly(folder, ext, edits, cut):
     blob = bytearray(good(folder, ext))
     for where, value in edits:
