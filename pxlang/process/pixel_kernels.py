@@ -56,7 +56,8 @@ def first_starlet_layer_sampled(a: np.ndarray, stride: int) -> np.ndarray:
 
 @numba.njit(cache=True, inline="always")
 def _mirror(i, n):  # pragma: no cover - compiled
-    """Index ``i`` (within 2 of the edges) mirrored as the starlet kernels mirror it."""
+    """Index ``i`` (less than ``n`` beyond an edge) mirrored without repeating the edge
+    sample (numpy's ``reflect``), as the starlet and neighbour kernels mirror it."""
     if i < 0:
         return -i
     if i >= n:
@@ -105,16 +106,14 @@ def _mirrored_columns(w, step):  # pragma: no cover - compiled
     left = np.empty(w, np.int64)
     right = np.empty(w, np.int64)
     for j in range(w):
-        left[j] = abs(j - step)
-        r = j + step
-        right[j] = 2 * (w - 1) - r if r > w - 1 else r
+        left[j] = _mirror(j - step, w)
+        right[j] = _mirror(j + step, w)
     return left, right
 
 
 @numba.njit(cache=True, inline="always")
 def _mirrored_rows(i, h, step):  # pragma: no cover - compiled
-    dn = i + step
-    return abs(i - step), (2 * (h - 1) - dn if dn > h - 1 else dn)
+    return _mirror(i - step, h), _mirror(i + step, h)
 
 
 @numba.njit(cache=True, inline="always")

@@ -72,9 +72,14 @@ def noise_mrs(data: np.ndarray, iterations: int = 5, k: float = 3.0) -> float:
         stride = next(p for p in (3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47)
                       if arr.size // p <= NOISE_SAMPLE or p == 47)  # fmt: skip
     if min(arr.shape) >= 5:
-        from .pixel_kernels import first_starlet_layer_sampled
+        from .pixel_kernels import first_starlet_layer, first_starlet_layer_sampled
 
-        w1 = first_starlet_layer_sampled(arr, stride)  # the layer at the sample only
+        # the layer where it is sampled only (a third of the arithmetic a pixel more, for
+        # a 5th to a 47th of the pixels); a small frame's whole layer in two passes
+        if stride > 1:
+            w1 = first_starlet_layer_sampled(arr, stride)
+        else:
+            w1 = first_starlet_layer(arr).ravel()
     else:
         from scipy.ndimage import convolve1d
 
