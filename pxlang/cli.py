@@ -135,6 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = args.debug or os.environ.get("PXLANG_DEBUG") == "1"
     from .lang.errors import PxError
 
+    if args.command in ("run", "demo", "eval", "repl"):
+        _kernels_ahead_of_time(quiet=bool(getattr(args, "quiet", False)))
+
     try:
         return COMMANDS[args.command](args)
     except PxError as e:
@@ -159,6 +162,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
+
+
+def _kernels_ahead_of_time(quiet: bool) -> None:
+    """A command's first pixel kernel builds pxlang's kernel library when it is missing
+    (once per install: ``pxlang.process.jit``); later processes load it without numba."""
+    from .process import jit
+
+    say = None if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    jit.build_on_first_use(say)
 
 
 # ------------------------------------------------------------------ eval

@@ -12,9 +12,10 @@ edges and stars free of colour fringes).
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from scipy.ndimage import convolve
+
+from .jit import njit, prange
 
 PATTERNS = ("RGGB", "BGGR", "GRBG", "GBRG")
 METHODS = ("vng", "bilinear", "superpixel")
@@ -99,7 +100,7 @@ def bilinear(cfa: np.ndarray, pattern: str) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True)
 def _vng(arr, colour, bil):
     """VNG: for each pixel, 8 directional gradients over a 5×5 window; average the colour
     differences of the directions whose gradient is below a threshold."""
@@ -107,7 +108,7 @@ def _vng(arr, colour, bil):
     out = bil.copy()
     dirs_y = (-1, -1, 0, 1, 1, 1, 0, -1)
     dirs_x = (0, 1, 1, 1, 0, -1, -1, -1)
-    for y in numba.prange(2, h - 2):
+    for y in prange(2, h - 2):
         grad = np.empty(8)
         for x in range(2, w - 2):
             c0 = colour[y, x]

@@ -26,8 +26,9 @@ from __future__ import annotations
 import os
 
 import numpy as np
-from numba import njit, prange
 from scipy import ndimage
+
+from .jit import njit, prange
 
 ALGORITHMS = ("richardson_lucy", "regularized_rl")
 

@@ -25,10 +25,10 @@ Kernels are numba (parallel, cached); each iteration makes two passes over the i
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
 from scipy import ndimage
 
 from . import color, wavelets
+from .jit import njit, prange
 
 
 @njit(parallel=True, cache=True, fastmath=True)

@@ -26,6 +26,7 @@ import numpy as np
 from pxlang.image.frameset import FrameSet, header_value, normalise_imagetyp
 from pxlang.image.store import Image
 
+from . import jit
 from . import normalize_global as ng
 from . import rejection as rj
 
@@ -237,7 +238,10 @@ def _numba_threads_from_here() -> None:
     """numba's thread pool started by this thread, before a pool thread computing a frame
     runs a parallel kernel first: TBB, started by another thread than the one forking, warns
     at every later fork ("the TBB library may be in an invalid state in the child
-    process") — the run's workers and report are forked from this thread."""
+    process") — the run's workers and report are forked from this thread. Not when the
+    kernels come from the library: numba is then not used at all."""
+    if jit.loaded():
+        return
     import numba
 
     numba.get_num_threads()

@@ -30,8 +30,9 @@ import math
 import warnings
 from typing import Any
 
-import numba
 import numpy as np
+
+from .jit import njit, prange
 
 DEFAULT_CLAMP = 0.3
 MAX_SEPARABLE_SHEAR = 0.1  # |tan θ| up to which the two-pass kernel serves an affine warp
@@ -55,7 +56,7 @@ _LUT = _lanczos3((np.arange(6)[None, :] - 2) - (np.arange(_LUT_RES + 1)[:, None]
 _LUT /= _LUT.sum(axis=1, keepdims=True)
 
 
-@numba.njit(cache=True, inline="always")
+@njit(cache=True, inline="always")
 def _lut_weights(d: float, lut: np.ndarray, w: np.ndarray) -> None:
     """Tabulated weights (three times faster than evaluating the sines)."""
     t = d * _LUT_RES
@@ -68,7 +69,7 @@ def _lut_weights(d: float, lut: np.ndarray, w: np.ndarray) -> None:
         w[k] = lut[i, k] + (lut[i + 1, k] - lut[i, k]) * f
 
 
-@numba.njit(cache=True, inline="always")
+@njit(cache=True, inline="always")
 def _clamped(sp, sn, wp, wn, th):
     """Weighted sum from the positive and negative parts, the negative one attenuated when
     its ratio to the positive one passes the threshold ``th`` (no clamping when th < 0)."""
@@ -89,7 +90,7 @@ def _clamped(sp, sn, wp, wn, th):
     return (sp - sn) / den if den != 0.0 else 0.0
 
 
-@numba.njit(cache=True, inline="always")
+@njit(cache=True, inline="always")
 def _sample(data, x, y, th, wx, wy, fill, lut):
     h, w = data.shape
     if not (x >= -0.5 and x <= w - 0.5 and y >= -0.5 and y <= h - 0.5):
@@ -122,7 +123,13 @@ def _sample(data, x, y, th, wx, wy, fill, lut):
     return _clamped(sp, sn, wp, wn, th)
 
 
-@numba.njit(cache=True, parallel=True, nogil=True, error_model="numpy")
+@njit(
+    cache=True,
+    parallel=True,
+    nogil=True,
+    error_model="numpy",
+    export=["void(f4[:, ::1], f8, f8, f8, f8[:, ::1], f4[:, :, ::1], i8)"],
+)
 def _rows_pass(data, al, be, ga, lut, parts, row0):
     """First separable pass: source row ``y`` sampled at x = al·u + be·y + ga for every
     output column u. The positive and negative products are summed apart (``parts[y, u, 0]``
@@ -132,7 +139,7 @@ def _rows_pass(data, al, be, ga, lut, parts, row0):
     ``row0``, ``row0 + 1``…"""
     h, w = data.shape
     out_w = parts.shape[1]
-    for r in numba.prange(parts.shape[0]):
+    for r in prange(parts.shape[0]):
         y = row0 + r
         wx = np.empty(6)
         for u in range(out_w):
@@ -160,7 +167,13 @@ def _rows_pass(data, al, be, ga, lut, parts, row0):
 _CHUNK = 64  # output pixels taken together when their six source rows are the same
 
 
-@numba.njit(cache=True, parallel=True, nogil=True, error_model="numpy")
+@njit(
+    cache=True,
+    parallel=True,
+    nogil=True,
+    error_model="numpy",
+    export=["void(f4[:, :, ::1], i8, i8, f8[:, ::1], i8, i8, f8, f8, f8[:, ::1], f4[:, ::1])"],
+)
 def _columns_pass(parts, row0, h, m, v0, src_w, th, fill, lut, out):
     """Second separable pass: output pixel (u, v) is column u of the first pass sampled at
     the source row y(u, v). The sums of the positive and negative products and of their
@@ -175,7 +188,7 @@ def _columns_pass(parts, row0, h, m, v0, src_w, th, fill, lut, out):
     clamp = th >= 0.0
     inv = 1.0 / (1.0 - th) if (clamp and th < 1.0) else 0.0
     m00, m01, m02, m10, m11, m12 = m[0, 0], m[0, 1], m[0, 2], m[1, 0], m[1, 1], m[1, 2]
-    for vv in numba.prange(out.shape[0]):
+    for vv in prange(out.shape[0]):
         v = v0 + vv
         bx = m01 * v + m02
         by = m11 * v + m12
@@ -325,10 +338,15 @@ def _warp_separable(data, m, out_h, out_w, th, fill, lut):
     return out
 
 
-@numba.njit(cache=True, parallel=True, nogil=True)
+@njit(
+    cache=True,
+    parallel=True,
+    nogil=True,
+    export=["void(f4[:, ::1], f8[:, ::1], f8, f8, f8[:, ::1], f4[:, ::1])"],
+)
 def _warp_matrix_into(data, m, th, fill, lut, out):
     out_h, out_w = out.shape
-    for r in numba.prange(out_h):
+    for r in prange(out_h):
         wx = np.empty(6)
         wy = np.empty(6)
         for c in range(out_w):
@@ -338,10 +356,15 @@ def _warp_matrix_into(data, m, th, fill, lut, out):
             out[r, c] = _sample(data, x, y, th, wx, wy, fill, lut)
 
 
-@numba.njit(cache=True, parallel=True, nogil=True)
+@njit(
+    cache=True,
+    parallel=True,
+    nogil=True,
+    export=["void(f4[:, ::1], f8[:, ::1], f8[:, ::1], f8, f8, f8[:, ::1], f4[:, ::1])"],
+)
 def _warp_coords_into(data, xs, ys, th, fill, lut, out):
     out_h, out_w = xs.shape
-    for r in numba.prange(out_h):
+    for r in prange(out_h):
         wx = np.empty(6)
         wy = np.empty(6)
         for c in range(out_w):

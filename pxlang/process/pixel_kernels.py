@@ -10,8 +10,9 @@ in huge pages).
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from .jit import njit, prange, split, threads
 
 
 def first_starlet_layer(a: np.ndarray) -> np.ndarray:
@@ -21,7 +22,7 @@ def first_starlet_layer(a: np.ndarray) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, export=["void(f4[:, ::1], f4[:, ::1], f4[:, ::1])"])
 def _first_starlet_layer(a, tmp, out):  # pragma: no cover - compiled
     h, w = a.shape
     for i in range(h):
@@ -54,7 +55,7 @@ def first_starlet_layer_sampled(a: np.ndarray, stride: int) -> np.ndarray:
     return out
 
 
-@numba.njit(cache=True, inline="always")
+@njit(cache=True, inline="always")
 def _mirror(i, n):  # pragma: no cover - compiled
     """Index ``i`` (less than ``n`` beyond an edge) mirrored without repeating the edge
     sample (numpy's ``reflect``), as the starlet and neighbour kernels mirror it."""
@@ -65,7 +66,7 @@ def _mirror(i, n):  # pragma: no cover - compiled
     return i
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, export=["void(f4[:, ::1], i8, f4[::1])"])
 def _first_starlet_layer_at(a, stride, out):  # pragma: no cover - compiled
     h, w = a.shape
     t = np.empty(5, np.float32)  # the row pass at the five columns, stored as float32
@@ -94,13 +95,13 @@ def neighbour_stats(x: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray, n
     return med, top, bottom
 
 
-@numba.njit(cache=True, inline="always")
+@njit(cache=True, inline="always")
 def _ce(a, b):  # pragma: no cover - compiled
     """A compare-exchange of a sorting network: (min, max), without a branch."""
     return min(a, b), max(a, b)
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _mirrored_columns(w, step):  # pragma: no cover - compiled
     """Left and right same-colour neighbour columns of every column, mirrored at the edges."""
     left = np.empty(w, np.int64)
@@ -111,12 +112,12 @@ def _mirrored_columns(w, step):  # pragma: no cover - compiled
     return left, right
 
 
-@numba.njit(cache=True, inline="always")
+@njit(cache=True, inline="always")
 def _mirrored_rows(i, h, step):  # pragma: no cover - compiled
     return _mirror(i - step, h), _mirror(i + step, h)
 
 
-@numba.njit(cache=True, inline="always")
+@njit(cache=True, inline="always")
 def _stats_at(x, i, j, up, dn, jl, jr):  # pragma: no cover - compiled
     """(median, max, min) of the 8 neighbours of (i, j); NaN when one is NaN."""
     v0 = x[up, jl]
@@ -155,11 +156,11 @@ def _stats_at(x, i, j, up, dn, jl, jr):  # pragma: no cover - compiled
     return np.float32(0.5 * (v3 + v4)), v7, v0
 
 
-@numba.njit(cache=True, parallel=True, nogil=True)
+@njit(cache=True, parallel=True, nogil=True)
 def _neighbour_stats(x, step, med, top, bottom):  # pragma: no cover - compiled
     h, w = x.shape
     left, right = _mirrored_columns(w, step)  # once, not eight times a pixel
-    for i in numba.prange(h):
+    for i in prange(h):
         up, dn = _mirrored_rows(i, h, step)
         for j in range(w):
             med[i, j], top[i, j], bottom[i, j] = _stats_at(x, i, j, up, dn, left[j], right[j])
@@ -169,18 +170,21 @@ def neighbour_deviation(x: np.ndarray, step: int) -> np.ndarray:
     """``x`` minus the median of its 8 same-colour neighbours (``neighbour_stats``), float32:
     one plane where the three statistics are three."""
     d = np.empty(x.shape, np.float32)
-    _neighbour_deviation(np.ascontiguousarray(x, dtype=np.float32), step, d)
+    split(_neighbour_deviation, threads(), np.ascontiguousarray(x, dtype=np.float32), step, d)
     return d
 
 
-@numba.njit(cache=True, parallel=True, nogil=True)
-def _neighbour_deviation(x, step, d):  # pragma: no cover - compiled
+@njit(
+    cache=True, parallel=True, nogil=True, export=["void(f4[:, ::1], i8, f4[:, ::1], i8, i8, i8)"]
+)
+def _neighbour_deviation(x, step, d, t0, t1, nt):  # pragma: no cover - compiled
     h, w = x.shape
     left, right = _mirrored_columns(w, step)
-    for i in numba.prange(h):
-        up, dn = _mirrored_rows(i, h, step)
-        for j in range(w):
-            d[i, j] = x[i, j] - _stats_at(x, i, j, up, dn, left[j], right[j])[0]
+    for t in prange(t0, t1):  # slices of rows: jit.split
+        for i in range(h * t // nt, h * (t + 1) // nt):
+            up, dn = _mirrored_rows(i, h, step)
+            for j in range(w):
+                d[i, j] = x[i, j] - _stats_at(x, i, j, up, dn, left[j], right[j])[0]
 
 
 def defect_masks(
@@ -193,27 +197,34 @@ def defect_masks(
     below. No frame-sized statistics are kept."""
     hot_mask = np.zeros(x.shape, bool)
     cold_mask = np.zeros(x.shape, bool)
-    _defect_masks(
+    split(
+        _defect_masks, threads(),
         np.ascontiguousarray(x, dtype=np.float32), step, np.float32(threshold),
         np.float32(ratio), bool(hot), bool(cold), hot_mask, cold_mask,
     )  # fmt: skip
     return hot_mask, cold_mask
 
 
-@numba.njit(cache=True, parallel=True, nogil=True)
-def _defect_masks(x, step, thr, ratio, hot, cold, hot_mask, cold_mask):  # pragma: no cover
+@njit(
+    cache=True,
+    parallel=True,
+    nogil=True,
+    export=["void(f4[:, ::1], i8, f4, f4, b1, b1, b1[:, ::1], b1[:, ::1], i8, i8, i8)"],
+)
+def _defect_masks(x, step, thr, ratio, hot, cold, hot_mask, cold_mask, t0, t1, nt):  # noqa: E501 # pragma: no cover
     h, w = x.shape
     left, right = _mirrored_columns(w, step)
-    for i in numba.prange(h):
-        up, dn = _mirrored_rows(i, h, step)
-        for j in range(w):
-            med, top, bottom = _stats_at(x, i, j, up, dn, left[j], right[j])
-            v = x[i, j]
-            d = v - med  # NaN fails every test below
-            if hot:
-                hot_mask[i, j] = d > thr and v > top and d > ratio * (top - med)
-            if cold:
-                cold_mask[i, j] = d < -thr and v < bottom and d < -ratio * (med - bottom)
+    for t in prange(t0, t1):  # slices of rows: jit.split
+        for i in range(h * t // nt, h * (t + 1) // nt):
+            up, dn = _mirrored_rows(i, h, step)
+            for j in range(w):
+                med, top, bottom = _stats_at(x, i, j, up, dn, left[j], right[j])
+                v = x[i, j]
+                d = v - med  # NaN fails every test below
+                if hot:
+                    hot_mask[i, j] = d > thr and v > top and d > ratio * (top - med)
+                if cold:
+                    cold_mask[i, j] = d < -thr and v < bottom and d < -ratio * (med - bottom)
 
 
 def atrous_b3(x: np.ndarray, axis: int, step: int, out: np.ndarray | None = None) -> np.ndarray:
@@ -226,32 +237,38 @@ def atrous_b3(x: np.ndarray, axis: int, step: int, out: np.ndarray | None = None
         out = np.empty(x.shape, np.float64)
     elif out.shape != x.shape or out.dtype != np.float64 or np.shares_memory(out, x):
         raise ValueError("out must be a float64 array of x's shape, apart from x")
-    _atrous_b3(x, axis, step, out)
+    split(_atrous_b3, threads(), x, axis, step, out)
     return out
 
 
-@numba.njit(cache=True, parallel=True, nogil=True)
-def _atrous_b3(x, axis, step, out):  # pragma: no cover - compiled
+@njit(
+    cache=True,
+    parallel=True,
+    nogil=True,
+    export=["void(f8[:, ::1], i8, i8, f8[:, ::1], i8, i8, i8)"],
+)
+def _atrous_b3(x, axis, step, out, t0, t1, nt):  # pragma: no cover - compiled
     h, w = x.shape
     n = h if axis == 0 else w
-    for i in numba.prange(h):
-        for j in range(w):
-            out[i, j] = 0.0
-        for k in range(5):
-            c = (1.0, 4.0, 6.0, 4.0, 1.0)[k] / 16.0
-            if axis == 0:
-                ii = i + (k - 2) * step
-                if ii < 0:
-                    ii = -ii - 1
-                elif ii >= n:
-                    ii = 2 * n - 1 - ii
-                for j in range(w):
-                    out[i, j] += c * x[ii, j]
-            else:
-                for j in range(w):
-                    jj = j + (k - 2) * step
-                    if jj < 0:
-                        jj = -jj - 1
-                    elif jj >= n:
-                        jj = 2 * n - 1 - jj
-                    out[i, j] += c * x[i, jj]
+    for t in prange(t0, t1):  # slices of rows: jit.split
+        for i in range(h * t // nt, h * (t + 1) // nt):
+            for j in range(w):
+                out[i, j] = 0.0
+            for k in range(5):
+                c = (1.0, 4.0, 6.0, 4.0, 1.0)[k] / 16.0
+                if axis == 0:
+                    ii = i + (k - 2) * step
+                    if ii < 0:
+                        ii = -ii - 1
+                    elif ii >= n:
+                        ii = 2 * n - 1 - ii
+                    for j in range(w):
+                        out[i, j] += c * x[ii, j]
+                else:
+                    for j in range(w):
+                        jj = j + (k - 2) * step
+                        if jj < 0:
+                            jj = -jj - 1
+                        elif jj >= n:
+                            jj = 2 * n - 1 - jj
+                        out[i, j] += c * x[i, jj]

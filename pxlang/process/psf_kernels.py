@@ -13,11 +13,12 @@ schedule, validity checks and stopping rule as the numpy loop it replaced (the r
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
+from .jit import njit
 
-@numba.njit(cache=True, nogil=True)
+
+@njit(cache=True, nogil=True)
 def _evaluate(p, z, dx, dy, moffat, res, shp, dq, lu):  # pragma: no cover - compiled
     """Residuals ``model - z`` at ``p`` into ``res``, and per pixel what the Jacobian needs:
     the profile ``shp``, ∂f/∂Q ``dq`` and (Moffat) log(1 + Q) ``lu``. Returns Σ res²."""
@@ -45,7 +46,7 @@ def _evaluate(p, z, dx, dy, moffat, res, shp, dq, lu):  # pragma: no cover - com
     return cost
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _jacobian(p, dx, dy, moffat, shp, dq, lu, jac):  # pragma: no cover - compiled
     """Analytic derivatives (P, K) of the model w.r.t. ``B, A, x0, y0, cxx, cyy, cxy[, beta]``
     from the per-pixel terms ``_evaluate`` left: columns by parameter, for ``_normal``."""
@@ -67,7 +68,7 @@ def _jacobian(p, dx, dy, moffat, shp, dq, lu, jac):  # pragma: no cover - compil
 
 # Reassociation lets LLVM vectorise the dot products (only the summation order, hence the last
 # bits, change); no nnan/ninf, so NaNs still propagate to the validity checks.
-@numba.njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
+@njit(cache=True, nogil=True, fastmath={"reassoc", "contract"})
 def _normal(jac, res, jtj, jtr):  # pragma: no cover - compiled
     """JᵀJ and Jᵀr."""
     npar, k = jac.shape
@@ -86,7 +87,7 @@ def _normal(jac, res, jtj, jtr):  # pragma: no cover - compiled
             jtj[j, i] = acc
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _solve(a, b):  # pragma: no cover - compiled
     """Solve ``a x = b`` in place (``b`` becomes x) by LU with partial pivoting, as LAPACK's
     gesv behind ``np.linalg.solve``. False when a pivot is exactly zero (singular)."""
@@ -118,7 +119,7 @@ def _solve(a, b):  # pragma: no cover - compiled
     return True
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def _valid(p, moffat, half):  # pragma: no cover - compiled
     """``stars._valid`` for one parameter vector: a positive-definite shape, a positive
     amplitude, the centre inside the stamp, a sane Moffat beta, all finite."""
@@ -133,7 +134,11 @@ def _valid(p, moffat, half):  # pragma: no cover - compiled
     return not moffat or (p[7] > 0.6 and p[7] < 30)
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(
+    cache=True,
+    nogil=True,
+    export=["void(f8[:, ::1], f8[::1], f8[::1], f8[:, ::1], b1, i8, i8)"],
+)
 def fit_lm(z, dx, dy, p, moffat, half, iterations):  # pragma: no cover - compiled
     """Fit every row of ``z`` (N, K) (stamp pixels at offsets ``dx``, ``dy``) in place in
     ``p`` (N, P), starting from its values: Levenberg–Marquardt with Marquardt's diagonal
@@ -189,7 +194,7 @@ def fit_lm(z, dx, dy, p, moffat, half, iterations):  # pragma: no cover - compil
                     break
 
 
-@numba.njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True)
 def model_jac(params, dx, dy, moffat):  # pragma: no cover - compiled
     """Model (N, K) and analytic Jacobian (N, K, P) of N PSFs, from the same code the fit
     runs (for tests against finite differences)."""

@@ -51,8 +51,8 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from numba import get_num_threads
 
+from .jit import split, threads
 from .rejection_kernels import GAIN_PASS, _band_kernel
 
 METHODS = (
@@ -168,10 +168,11 @@ def poisson_k_samples(
     nvalid = np.empty((R, W), np.int32)
     counts = [np.empty((R, W), np.int32) for _ in range(2)]
     dummy = np.zeros((1, 1, 1), np.bool_)
-    _band_kernel(
+    split(
+        _band_kernel, threads(),
         band, scale_a, offset_a, ones, False, False, sorting_network(N), GAIN_PASS,
         0.0, 0.0, 1.0, 0.0, np.zeros((1, 1)), 0, ratio, *counts, nvalid,
-        dummy, dummy, False, get_num_threads(),
+        dummy, dummy, False,
     )  # fmt: skip
     ok = np.isfinite(ratio)
     return ratio[ok].astype(np.float64) / chi2_median_ratio(N)[nvalid[ok]]
@@ -246,10 +247,11 @@ def integrate_band(
             m[...] = False  # values that are missing (NaN) are never written
     else:
         lmask = hmask = np.zeros((1, 1, 1), np.bool_)
-    _band_kernel(
+    split(
+        _band_kernel, threads(),
         band, scale_a, offset_a, weights_a, weighted, index_payload, sorting_network(N), code,
         float(lowp), float(highp), float(esd_relaxation), pk, lam, COMBINES.index(combine),
-        out, nlow, nhigh, nvalid, lmask, hmask, want, get_num_threads(),
+        out, nlow, nhigh, nvalid, lmask, hmask, want,
     )  # fmt: skip
     return out, nlow, nhigh, nvalid
 
@@ -279,10 +281,11 @@ def rejection_masks(
     out = np.empty((R, W), np.float32)
     counts = [np.empty((R, W), np.int32) for _ in range(3)]
     ones = np.ones(N, np.float32)
-    _band_kernel(
+    split(
+        _band_kernel, threads(),
         stack, ones, np.zeros(N, np.float32), ones, False, True, sorting_network(N), code,
         float(lowp), float(highp), float(esd_relaxation), pk, lam, 0, out, *counts,
-        lmask, hmask, True, get_num_threads(),
+        lmask, hmask, True,
     )  # fmt: skip
     return lmask, hmask
 

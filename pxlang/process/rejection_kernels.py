@@ -15,7 +15,8 @@ pass of averaged sigma clipping (per-pixel variance / median, no rejection).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+
+from .jit import njit, prange
 
 _TINY = 2.220446049250313e-16  # PixInsight's "1 + x == 1" test
 _BLOCK = 1024  # columns sorted together: long SIMD rows, buffers still small
@@ -459,16 +460,27 @@ def _sort_rows(buf, pay, pairs, use_payload):
                 rb[c] = y if x < y else x
 
 
-@njit(parallel=True, cache=True, nogil=True)
+@njit(
+    parallel=True,
+    cache=True,
+    nogil=True,
+    export=[
+        "void(f4[:, :, ::1], f4[::1], f4[::1], f4[::1], b1, b1, i8[:, ::1], i8, f8, f8, f8, f8,"
+        " f8[:, ::1], i8, f4[:, ::1], i4[:, ::1], i4[:, ::1], i4[:, ::1], b1[:, :, ::1],"
+        " b1[:, :, ::1], b1, i8, i8, i8)"
+    ],
+)
 def _band_kernel(
     band, scale, offset, weights, weighted, payload_index, pairs, method, lowp, highp,
-    relax, pk, lam, combine, out, nlow, nhigh, nvalid, low_mask, high_mask, want_masks, nthreads,
+    relax, pk, lam, combine, out, nlow, nhigh, nvalid, low_mask, high_mask, want_masks,
+    t0, t1, nthreads,
 ):  # fmt: skip
     N, R, W = band.shape
     BW = _BLOCK if W > _BLOCK else W
     nb = (W + BW - 1) // BW
     tasks = R * nb
-    nthreads = max(1, min(nthreads, tasks))
+    # the band's tasks in nthreads slices; this call computes the slices t0 ≤ t < t1
+    # (jit.split: all of them over numba's threads, or one a Python thread)
     # A weighted average over a kept *range* of values (methods that reject by value:
     # none, percentile, sigma, averaged sigma, winsorized) needs no weights carried through
     # the sort (which doubles its cost): every value in the range is kept, so a second pass
@@ -476,7 +488,7 @@ def _band_kernel(
     # rank) and linear fit (a set) keep the payload.
     range_weights = weighted and not payload_index and combine == 0 and method in (0, 2, 3, 4, 5)
     use_payload = (weighted and not range_weights) or payload_index
-    for t in prange(nthreads):
+    for t in prange(t0, t1):
         # buffers once per thread: sorted values, payload (weights or frame index),
         # prefix sums of shifted values, per-pixel scratch
         buf = np.empty((N, BW), np.float32)

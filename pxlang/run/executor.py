@@ -25,7 +25,6 @@ import contextlib
 import contextvars
 import io
 import os
-import sys
 import threading
 import uuid
 import weakref
@@ -115,9 +114,9 @@ def _run_task(i: int) -> Any:
 def _one_thread() -> None:
     """One numba thread in a forked worker: the workers already fill the cores, and a
     parallel kernel's own threads on top of them only contend (resampling, cosmetic)."""
-    numba = sys.modules.get("numba")
-    if numba is not None and numba.get_num_threads() != 1:
-        numba.set_num_threads(1)
+    from ..process import jit
+
+    jit.set_threads(1)
 
 
 class LocalExecutor(Executor):
