@@ -302,12 +302,12 @@ def pxlang_cmd(*args: str) -> list[str]:
 
 def warm_up(work: Path) -> None:
     """``pxlang demo`` once before the timed run: the first run after an install compiles the
-    numba kernels into their on-disk cache (~25 s here), every later run loads them. The
-    comparison is of runs as a user has them after that first one; the compile time is
-    printed apart."""
+    kernels into their library (``pxlang.process.jit``, ~40 s here; numba's on-disk cache
+    with ``PXLANG_AOT=0``), every later run loads them. The comparison is of runs as a user
+    has them after that first one; the compile time is printed apart."""
     wall, _, _, _ = timed(pxlang_cmd("demo", "--quiet", str(work / "warm-up")), work)
     shutil.rmtree(work / "warm-up", ignore_errors=True)
-    print(f"warm-up: pxlang demo {wall:.1f} s (includes numba compiling on a first run)")
+    print(f"warm-up: pxlang demo {wall:.1f} s (includes compiling the kernels on a first run)")
 
 
 def _run_in(

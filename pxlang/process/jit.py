@@ -13,7 +13,10 @@ decorator, ``prange`` taken from here. It then runs one of two ways:
   compiles the kernel with numba as before (cached on disk by numba).
 
 Both compile the same function with numba at the same options, for this machine's CPU; the
-tests check that the two give identical results. ``pxlang run`` and ``pxlang demo`` build the
+tests check that the two give identical results. The library's functions are serial: a kernel
+that must use every core of the main process takes its rows in slices (:func:`split`); the
+post-processing kernels (deconvolution, TGV denoising), parallel over rows and run once an
+image, are not exported and keep numba's threads. ``pxlang run`` and ``pxlang demo`` build the
 module once when it is missing (``PXLANG_AOT=0`` turns that off); the Python API only uses a
 module already built.
 """

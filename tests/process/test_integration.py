@@ -113,11 +113,11 @@ def test_streaming_bands_equal_one_band(tmp_path, method):
     whole = ig.integrate(fs, rejection=method, memory=1 << 30)
     tiny = ig.integrate(fs, rejection=method, memory=2 * 12 * 80 * 4 * 7)  # 7 rows
     assert ig.band_rows(12, truth.shape, 2 * 12 * 80 * 4 * 7) == 7
-    # by default bands also stop at BAND_PIXELS a frame: 19 frames of 1024² in 128-row bands
-    # (20 MB) instead of the 431 rows a 64 MB budget holds
+    # by default bands also stop at BAND_ROWS: 19 frames of 1024² in 64-row bands (10 MB)
+    # instead of the 431 rows a 64 MB budget holds
     assert ig.band_rows(19, (1024, 1024), 64 << 20) == 431
-    assert ig.band_rows(19, (1024, 1024), 64 << 20, ig.BAND_PIXELS) == 128
-    assert ig.band_rows(19, (1024, 1000), 64 << 20, ig.BAND_PIXELS) == 132  # rounded up
+    assert ig.band_rows(19, (1024, 1024), 64 << 20, ig.BAND_ROWS) == 64
+    assert ig.band_rows(19, (40, 1000), 64 << 20, ig.BAND_ROWS) == 40  # no more than the frame
     np.testing.assert_array_equal(whole.data, tiny.data)
     direct = ig.integrate(frames, rejection=method)
     np.testing.assert_allclose(whole.data, direct.data, atol=1e-7)

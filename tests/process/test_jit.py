@@ -14,7 +14,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from pxlang.process import interpolation, jit, pixel_kernels, rejection, stars
+from pxlang.process import debayer, interpolation, jit, pixel_kernels, rejection, stars
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +104,12 @@ def test_warps_identical(library):
     coords = (xx + 0.3 * np.sin(yy / 9), yy - 0.2)
     assert_identical(*both(interpolation.warp, img, coords=coords))
     assert_identical(*both(interpolation.warp, img - 80, matrix=rot, clamp=0.3))
+
+
+def test_vng_identical(library):
+    cfa = np.random.default_rng(8).gamma(3.0, 30.0, (64, 70)).astype(np.float32)
+    for pattern in ("RGGB", "GBRG"):
+        assert_identical(*both(debayer.vng, cfa, pattern))
 
 
 def test_psf_fit_identical(library):
