@@ -64,25 +64,84 @@ def cfa_sites(pattern: str) -> dict[str, list[tuple[int, int]]]:
 def normalise_flat(flat: np.ndarray, bayer: str | None = None) -> np.ndarray:
     """The flat divided by its own mean: per CFA colour when ``bayer`` is a pattern, per
     channel for a colour (3, H, W) flat."""
-    flat = np.asarray(flat, dtype=np.float32)
-    if flat.ndim == 3:  # a colour (debayered) flat: each channel to its own mean
-        return np.stack([normalise_flat(c) for c in flat])
-    out = np.empty_like(flat)
+    return NormalisedFlat(flat, bayer)[..., :, :]
+
+
+class NormalisedFlat:
+    """``normalise_flat(flat, bayer)`` computed for the rows asked for (``flat_n[..., rows,
+    :]``): the same values, without a normalised copy of the flat held while the frames are
+    calibrated (one frame: 16 MB at 2048²)."""
+
+    def __init__(self, flat: np.ndarray, bayer: str | None = None):
+        self.flat = np.asarray(flat, dtype=np.float32)
+        self.shape = self.flat.shape
+        self.ndim = self.flat.ndim
+        self.dtype = self.flat.dtype
+        # per channel (None: a 2-D flat): the (row, col) parities of each colour (None: all
+        # pixels) and the mean they are divided by
+        if self.flat.ndim == 3:  # a colour (debayered) flat: each channel to its own mean
+            self._channels = [(c, _flat_groups(plane, None)) for c, plane in enumerate(self.flat)]
+        else:
+            self._channels = [(None, _flat_groups(self.flat, bayer))]
+
+    def __getitem__(self, index: tuple) -> np.ndarray:
+        rows, cols = index[-2], index[-1]
+        r0, c0 = rows.start or 0, cols.start or 0
+        block = self.flat[index]
+        out = np.empty_like(block)
+        for ch, groups in self._channels:
+            src = block if ch is None else block[ch]
+            dst = out if ch is None else out[ch]
+            for sites, mean in groups:
+                for r, c in sites:
+                    # a site's parity counted from the block's first row and column
+                    sl = (
+                        ...,
+                        slice(None) if r is None else slice((r - r0) % 2, None, 2),
+                        slice(None) if c is None else slice((c - c0) % 2, None, 2),
+                    )
+                    dst[sl] = src[sl] / mean
+        return out
+
+
+def _flat_groups(flat: np.ndarray, bayer: str | None) -> list[tuple[list[tuple], np.float32]]:
     if bayer is None:
-        groups = [[(slice(None), slice(None))]]
+        groups: list[list[tuple]] = [[(None, None)]]
     else:
-        groups = [
-            [(slice(r, None, 2), slice(c, None, 2)) for r, c in offsets]
-            for offsets in cfa_sites(bayer).values()
-        ]
+        groups = [list(offsets) for offsets in cfa_sites(bayer).values()]
+    out = []
     for group in groups:
-        values = np.concatenate([flat[..., r, c].ravel() for r, c in group])
+        values = np.concatenate(
+            [
+                flat[
+                    ...,
+                    slice(None) if r is None else slice(r, None, 2),
+                    slice(None) if c is None else slice(c, None, 2),
+                ].ravel()
+                for r, c in group
+            ]
+        )
         mean = float(np.nanmean(values))
         if not np.isfinite(mean) or mean <= 0:
             raise CalibrationError(f"the flat has no positive signal (mean {mean:g})")
-        for r, c in group:
-            out[..., r, c] = flat[..., r, c] / np.float32(mean)
+        out.append((group, np.float32(mean)))
     return out
+
+
+class BiasFreeDark:
+    """A master dark that still holds the bias, the bias taken off for the rows asked for
+    (``dark[index] - bias[index]``): no bias-free copy of the dark held while the frames are
+    calibrated."""
+
+    def __init__(self, dark: np.ndarray, bias: np.ndarray):
+        self.dark = dark
+        self.bias = bias
+        self.shape = np.shape(dark)
+        self.ndim = len(self.shape)
+        self.dtype = np.result_type(dark, bias)
+
+    def __getitem__(self, index: tuple) -> np.ndarray:
+        return self.dark[index] - self.bias[index]
 
 
 def contains_bias(header: Any) -> bool:
@@ -339,12 +398,15 @@ def calibrate(
     bias_d = None if bias is None else bias.data
     flat_n = None
     if flat is not None:
-        flat_n = normalise_flat(flat.data, frame_bayer or cfa_pattern(flat.header))
+        flat_n = NormalisedFlat(flat.data, frame_bayer or cfa_pattern(flat.header))
     # per master dark in use: whether it holds the bias, its exposure, its bias-free pixels
+    # (computed block by block as the frames are calibrated)
     has_bias = {j: contains_bias(darks[j].header) for j in used}
     t_dark = {j: exposure(darks[j].header) for j in used}
     dark_c = {
-        j: darks[j].data - bias_d if has_bias[j] and bias is not None else darks[j].data
+        j: BiasFreeDark(darks[j].data, bias_d)
+        if has_bias[j] and bias is not None
+        else darks[j].data
         for j in used
     }
     for i, t in enumerate(exposures if darks else []):

@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from .neighbours import k_nearest, nearest_within, pairs_within
+
 MODELS = ("similarity", "affine", "homography", "tps")
 _MATCH_TOL = 1.5  # pixels: a star "agrees" with a candidate transform within this distance
 # Thin-plate-spline regularisation (normalised coordinates): lets the spline follow optical
@@ -270,18 +272,16 @@ def _pairs(
     m: np.ndarray, frm: np.ndarray, ref: np.ndarray, radius: float, spline: _Spline | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mutual nearest neighbours within ``radius`` after mapping frame stars by ``m``."""
-    from scipy.spatial import cKDTree
-
     mapped = _apply_matrix(m, frm)
     if spline is not None:
         mapped = mapped + spline(frm)
-    tree_r = cKDTree(ref)
-    d, j = tree_r.query(mapped, distance_upper_bound=radius)
+    d, j = nearest_within(ref, mapped, radius)
     ok = np.isfinite(d)
     fi = np.nonzero(ok)[0]
     rj = j[ok]
-    # keep mutual pairs only (one reference star claimed by one frame star)
-    back_d, back_i = cKDTree(mapped).query(ref[rj])
+    # keep mutual pairs only (one reference star claimed by one frame star): the frame star
+    # nearest each claimed reference star, which is within radius of it
+    _, back_i = nearest_within(mapped, ref[rj], radius)
     mutual = back_i == fi
     return fi[mutual], rj[mutual]
 
@@ -303,10 +303,8 @@ def _triangles(
     if neighbours is None:
         tri = np.array(list(combinations(range(n), 3)), dtype=np.int64)
     else:
-        from scipy.spatial import cKDTree
-
         k = min(neighbours + 1, n)
-        _, nn = cKDTree(xy).query(xy, k=k)
+        nn = k_nearest(xy, k)
         pairs = np.array(list(combinations(range(1, k), 2)), dtype=np.int64)
         tri = np.concatenate(
             [np.repeat(nn[:, :1], len(pairs), axis=0), nn[:, pairs].reshape(-1, 2)], axis=1
@@ -336,8 +334,9 @@ def _triangles(
     return inv, tri, np.sign(cross)
 
 
-def _count_inliers(m: np.ndarray, frm: np.ndarray, ref_tree, tol: float) -> int:
-    d, _ = ref_tree.query(_apply_matrix(m, frm), distance_upper_bound=tol)
+def _count_inliers(m: np.ndarray, frm: np.ndarray, ref: np.ndarray, tol: float) -> int:
+    """Frame stars mapped by ``m`` that have a reference star closer than ``tol``."""
+    d, _ = nearest_within(ref, _apply_matrix(m, frm), tol)
     return int(np.isfinite(d).sum())
 
 
@@ -348,8 +347,6 @@ def _triangle_match(
 
     Returns ``(inliers, matrix, mirrored)`` of the best-supported candidate, or None.
     """
-    from scipy.spatial import cKDTree
-
     size = max(np.ptp(ref[:, 0]), np.ptp(ref[:, 1]), 1.0)
     min_side = 0.03 * size if neighbours is None else 4.0
     fi, ft, fs = _triangles(frm[:control], min_side, neighbours)
@@ -357,11 +354,9 @@ def _triangle_match(
     if len(fi) == 0 or len(ri) == 0:
         return None
     # every (frame, reference) triangle pair with close invariants, as index arrays
-    pairs = cKDTree(fi).sparse_distance_matrix(cKDTree(ri), 0.006, output_type="ndarray")
-    if pairs.size == 0:
+    f_idx, r_idx, _ = pairs_within(fi, ri, 0.006)
+    if f_idx.size == 0:
         return None
-    f_idx = pairs["i"].astype(np.int64)
-    r_idx = pairs["j"].astype(np.int64)
     mirror = fs[f_idx] != rs[r_idx]
     # complex least squares z_ref = a * z_frm + b (z_frm conjugated for mirrored pairs)
     zf = frm[ft[f_idx], 0] + 1j * frm[ft[f_idx], 1]
@@ -385,7 +380,6 @@ def _triangle_match(
     by = np.clip(np.round(b.imag / 4.0), -32767, 32767).astype(np.int64) + 32768
     key = (((mirror.astype(np.int64) * 1024 + ls) * 1024 + an) * 65536 + bx) * 65536 + by
     uniq, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
-    tree = cKDTree(ref)
     best = None
     for u in np.argsort(-counts)[:8]:
         sel = inverse.ravel() == u
@@ -394,7 +388,7 @@ def _triangle_match(
         m = np.array([[am.real, -am.imag, bm.real], [am.imag, am.real, bm.imag], [0, 0, 1.0]])
         if mi:
             m = m @ np.diag([1.0, -1.0, 1.0])  # z̄ = (x, -y)
-        n_in = _count_inliers(m, frm, tree, _MATCH_TOL)
+        n_in = _count_inliers(m, frm, ref, _MATCH_TOL)
         if best is None or n_in > best[0]:
             best = (n_in, m, bool(mi))
     return best
@@ -408,8 +402,6 @@ def _translation_match(
     Frames of one night differ mostly by dithering: this finds them in ~1 ms where the
     triangle vote takes ~50; a rotated, scaled or mirrored frame finds too few inliers here
     and goes on to the triangles."""
-    from scipy.spatial import cKDTree
-
     k = min(len(frm), len(ref), max(control, 60))
     d = (ref[:k, None, :] - frm[None, :k, :]).reshape(-1, 2)
     cell = 2.0 * _MATCH_TOL
@@ -419,12 +411,11 @@ def _translation_match(
     uniq, counts = np.unique(codes, return_counts=True)
     if counts.max() < 3:
         return None
-    tree = cKDTree(ref)
     best = None
     for u in uniq[np.argsort(-counts)[:3]]:
         shift = np.median(d[codes == u], axis=0)
         m = np.array([[1.0, 0.0, shift[0]], [0.0, 1.0, shift[1]], [0.0, 0.0, 1.0]])
-        n_in = _count_inliers(m, frm, tree, _MATCH_TOL)
+        n_in = _count_inliers(m, frm, ref, _MATCH_TOL)
         if best is None or n_in > best[0]:
             best = (n_in, m, False)
     return best
@@ -440,8 +431,6 @@ def _icp_similarity(
     of a small field rotation) by alternating nearest-neighbour pairing and a least-squares
     fit, with a tolerance shrinking to ``_MATCH_TOL``. ``(inliers, matrix, False)``, or None
     when the pairs dwindle below ``need``. ~1 ms for a few hundred stars."""
-    from scipy.spatial import cKDTree
-
     prev = None
     # a few hundred stars pin a similarity down: pairing more only costs time (the
     # acceptance below still counts every star)
@@ -457,7 +446,7 @@ def _icp_similarity(
             if prev is not None and np.array_equal(prev, fi):
                 break  # the inlier set has settled
             prev = fi
-    return _count_inliers(m, frm, cKDTree(ref), _MATCH_TOL), m, False
+    return _count_inliers(m, frm, ref, _MATCH_TOL), m, False
 
 
 # Field rotations (degrees) at which the shift vote is repeated: a step of 1° leaves at most

@@ -23,6 +23,7 @@ lazily (Agg canvas, no pyplot state), only when there is a subframe plot to draw
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
@@ -486,6 +487,34 @@ def _load(path: Any) -> np.ndarray:
     return image_io.load(os.fspath(path)).data
 
 
+def _file_pixels_hash(path: str) -> str:
+    """A hash of an image file's pixels: a FITS file's data unit as stored, read in chunks
+    (no frame-sized copy in the process writing the report); other files by their pixels."""
+    from pxlang.image import fits
+
+    h = hashlib.sha256()
+    lay = None
+    if path.lower().endswith((".fits", ".fit", ".fts")):
+        with contextlib.suppress(Exception):  # unreadable here: hashed as loaded below
+            lay = fits.layout(path)
+    if lay is None or lay.offset is None:
+        arr = np.ascontiguousarray(_load(path))
+        h.update(f"{arr.dtype.str}{arr.shape}".encode())
+        h.update(memoryview(arr).cast("B"))
+        return h.hexdigest()
+    h.update(f"{lay.dtype.str}{lay.file_shape}{lay.bzero}{lay.bscale}{lay.blank}".encode())
+    left = int(np.prod(lay.file_shape)) * lay.dtype.itemsize
+    with open(path, "rb") as fh:
+        fh.seek(lay.offset)
+        while left > 0:
+            chunk = fh.read(min(left, 1 << 20))
+            if not chunk:
+                break
+            h.update(chunk)
+            left -= len(chunk)
+    return h.hexdigest()
+
+
 def _file_png(name: str, path: str) -> bytes:
     """``master_png`` of an image file."""
     return master_png(name, _load(path))
@@ -729,8 +758,8 @@ def write_report(
         path = plot_dir / f"{unique('master_' + _safe_name(m.get('name')))}.png"
         name = str(m.get("name"))
         if isinstance(image, (str, os.PathLike)):
-            # a file: its pixels hashed here and let go, read again where it is drawn
-            key = _digest("master", name, _load(image))
+            # a file: its pixels hashed here as stored, read where the preview is drawn
+            key = _digest("master", name, {"pixels": _file_pixels_hash(os.fspath(image))})
             draw = functools.partial(_file_png, name, os.fspath(image))
         else:
             key = _digest("master", name, image)

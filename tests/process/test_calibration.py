@@ -257,3 +257,38 @@ def test_calibrate_array_by_row_blocks_is_the_formula(shape):
     want[bad] = 0.003
     np.testing.assert_array_equal(got, want.astype(np.float32))
     assert got.dtype == np.float32 and got.shape == shape
+
+
+@pytest.mark.parametrize(
+    "shape, bayer", [((301, 257), None), ((301, 257), "GBRG"), ((3, 120, 90), None)]
+)
+def test_flat_and_dark_computed_by_blocks_are_the_whole_ones(shape, bayer):
+    """The flat normalised and the dark bias-subtracted for the rows asked for (what the
+    calibration holds instead of whole copies) are the whole arrays' values, whatever row
+    and column a block starts at (odd ones too: the CFA parity is the block's own)."""
+    rng = np.random.default_rng(11)
+    flat = rng.uniform(0.5, 1.5, shape).astype(np.float32)
+    flat[..., ::2, 1::2] *= 2.0  # one CFA colour brighter: its own mean
+    whole = cal.normalise_flat(flat, bayer)
+    # the whole normalisation, written out: each colour / channel over its own mean
+    ref = np.empty_like(flat)
+    if flat.ndim == 3:
+        for c in range(3):
+            ref[c] = flat[c] / np.float32(np.nanmean(flat[c]))
+    elif bayer is None:
+        ref = flat / np.float32(np.nanmean(flat))
+    else:
+        for sites in cal.cfa_sites(bayer).values():
+            vals = np.concatenate([flat[r::2, c::2].ravel() for r, c in sites])
+            for r, c in sites:
+                ref[r::2, c::2] = flat[r::2, c::2] / np.float32(np.nanmean(vals))
+    np.testing.assert_array_equal(whole, ref)
+    lazy = cal.NormalisedFlat(flat, bayer)
+    dark = rng.random(shape).astype(np.float32)
+    bias = rng.random(shape[-2:]).astype(np.float32)
+    free = cal.BiasFreeDark(dark, bias)
+    assert lazy.shape == flat.shape and free.shape == dark.shape
+    for r0, r1, c0, c1 in ((0, 128, 0, None), (128, 256, 0, None), (7, 60, 3, 81), (1, 2, 1, 2)):
+        index = (..., slice(r0, r1), slice(c0, c1))
+        np.testing.assert_array_equal(lazy[index], whole[index])
+        np.testing.assert_array_equal(free[index], (dark - bias)[index])

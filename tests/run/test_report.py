@@ -492,6 +492,17 @@ def test_a_master_file_is_previewed_as_its_pixels_and_redrawn_only_when_they_cha
         str(tmp_path / "f"), frames=[], masters=[{"name": "Ha", "path": path, "image": path}]
     )
     assert [os.path.basename(p) for p in changed["drawn"]] == ["master_Ha.png"]
+    # a master in another format is hashed by its pixels as loaded
+    xisf = str(tmp_path / "Ha.xisf")
+    image_io.save(Image(img), xisf)
+    out = str(tmp_path / "x")
+    first = rep.write_report(out, frames=[], masters=[{"name": "Ha", "image": xisf}])
+    assert Path(first["plots"][0]).read_bytes() == Path(changed["plots"][0]).read_bytes()
+    image_io.save(Image(img, Header({"OBJECT": "again"})), xisf)
+    assert rep.write_report(out, frames=[], masters=[{"name": "Ha", "image": xisf}])["drawn"] == []
+    img[6, 6] += 0.5
+    image_io.save(Image(img), xisf)
+    assert rep.write_report(out, frames=[], masters=[{"name": "Ha", "image": xisf}])["drawn"]
 
 
 def test_left_out_frames_counted_apart_from_unreadable_files(tmp_path):
