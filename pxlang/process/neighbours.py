@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
+# up to this many point pairs, every distance is computed (quicker than the grid then)
+_BRUTE_FORCE = 1 << 12
+
 
 def pairs_within(
     a: np.ndarray, b: np.ndarray, r: float, inclusive: bool = True
@@ -23,6 +26,11 @@ def pairs_within(
     empty = np.empty(0, np.int64)
     if len(a) == 0 or len(b) == 0 or not r > 0:
         return empty, empty, np.empty(0)
+    if len(a) * len(b) <= _BRUTE_FORCE:
+        # a few hundred points each: every distance at once is quicker than the grid
+        d = np.hypot(a[:, None, 0] - b[None, :, 0], a[:, None, 1] - b[None, :, 1])
+        i, j = np.nonzero(d <= r if inclusive else d < r)  # row-major: by i, then j
+        return i.astype(np.int64), j.astype(np.int64), d[i, j]
     # cells of side r, numbered row by row over the common bounding box plus a margin
     lo = np.minimum(a.min(axis=0), b.min(axis=0))
     ca = np.floor((a - lo) / r).astype(np.int64) + 1
@@ -34,18 +42,18 @@ def pairs_within(
     ka = ca[:, 1] * width + ca[:, 0]
     ii, jj = [], []
     for dy in (-1, 0, 1):
-        for dx in (-1, 0, 1):
-            k = ka + dy * width + dx
-            first = np.searchsorted(kb_sorted, k, side="left")
-            last = np.searchsorted(kb_sorted, k, side="right")
-            n = last - first
-            if not n.any():
-                continue
-            i = np.repeat(np.arange(len(a)), n)
-            # positions first[i] .. last[i] - 1 in the sorted cells, flattened
-            starts = np.repeat(first - np.concatenate([[0], np.cumsum(n)[:-1]]), n)
-            ii.append(i)
-            jj.append(order[starts + np.arange(len(i))])
+        # the three cells (x - 1, x, x + 1) of a row are consecutive numbers
+        k = ka + dy * width
+        first = np.searchsorted(kb_sorted, k - 1, side="left")
+        last = np.searchsorted(kb_sorted, k + 1, side="right")
+        n = last - first
+        if not n.any():
+            continue
+        i = np.repeat(np.arange(len(a)), n)
+        # positions first[i] .. last[i] - 1 in the sorted cells, flattened
+        starts = np.repeat(first - np.concatenate([[0], np.cumsum(n)[:-1]]), n)
+        ii.append(i)
+        jj.append(order[starts + np.arange(len(i))])
     if not ii:
         return empty, empty, np.empty(0)
     i = np.concatenate(ii)

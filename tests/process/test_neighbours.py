@@ -16,11 +16,12 @@ def brute(a, b):
 
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("r", [0.006, 0.05, 1.5, 40.0])
-def test_pairs_within_equal_brute_force(seed, r):
+@pytest.mark.parametrize("sizes", [(150, 170), (40, 50)])  # on the grid; every distance
+def test_pairs_within_equal_brute_force(seed, r, sizes):
     rng = np.random.default_rng(seed)
     scale = 1.0 if r < 0.1 else 500.0
-    a = rng.uniform(-0.2, 1, (150, 2)) * scale
-    b = rng.uniform(0, 1.2, (170, 2)) * scale
+    a = rng.uniform(-0.2, 1, (sizes[0], 2)) * scale
+    b = rng.uniform(0, 1.2, (sizes[1], 2)) * scale
     b[:5] = a[:5] + [r, 0]  # exactly at the radius: in with <=, out with <
     d = brute(a, b)
     for inclusive in (True, False):
