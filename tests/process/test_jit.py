@@ -18,15 +18,14 @@ from pxlang.process import debayer, interpolation, jit, pixel_kernels, rejection
 
 
 @pytest.fixture(scope="module")
-def library(tmp_path_factory):
-    """The library built once for this module, in a folder of its own."""
-    folder = tmp_path_factory.mktemp("kernels")
+def library():
+    """The library as a first run builds it (tests/conftest.py built it already)."""
     mp = pytest.MonkeyPatch()
-    mp.setenv("PXLANG_KERNEL_DIR", str(folder))
     mp.delenv("PXLANG_AOT", raising=False)
     jit._forget()
-    path = jit.build_library()
-    yield path
+    if not jit.ensure_library():
+        pytest.fail(f"the kernel library could not be built in {jit.kernel_dir()}")
+    yield jit.library_path()
     mp.undo()
     jit._forget()
 
