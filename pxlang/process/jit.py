@@ -16,9 +16,10 @@ Both compile the same function with numba at the same options, for this machine'
 tests check that the two give identical results. The library's functions are serial: a kernel
 that must use every core of the main process takes its rows in slices (:func:`split`); the
 post-processing kernels (deconvolution, TGV denoising), parallel over rows and run once an
-image, are not exported and keep numba's threads. ``pxlang run`` and ``pxlang demo`` build the
-module once when it is missing (``PXLANG_AOT=0`` turns that off); the Python API only uses a
-module already built.
+image, are not exported and keep numba's threads. The ``pxlang`` command (run, demo, eval,
+repl) builds the module at the first kernel a script calls when it is missing, once
+(``PXLANG_AOT=0`` turns the library off); the Python API and dask workers only use a module
+already built (``python -m pxlang.process.jit`` builds one).
 """
 
 from __future__ import annotations
