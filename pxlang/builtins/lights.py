@@ -102,8 +102,7 @@ def _parallel(
 
 # What per-frame work imports. Imported once here, before the workers fork, they are
 # inherited; otherwise every worker of every stage imports them again (measured ~2 s of CPU
-# per run at 1024², scipy.spatial — no longer used — and the debayer module's numba/scipy
-# imports above all).
+# per run at 1024², the debayer module's scipy imports above all).
 _WARM = (
     "sep",
     "scipy.ndimage",

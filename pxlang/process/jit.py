@@ -514,21 +514,33 @@ def _ensure(say: Callable[[str], None] | None) -> bool:
 
 def _build_apart(directory: Path) -> None:
     """:func:`build_library` in a child process: numba and LLVM are loaded there, not in the
-    process that goes on to use the library."""
+    process that goes on to use the library. The child imports this same pxlang (the folder
+    holding it first on its path, as its working folder) and refuses to build a library of
+    another name."""
     import subprocess
 
+    root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
     proc = subprocess.run(
-        [sys.executable, "-m", "pxlang.process.jit", str(directory)],
+        [sys.executable, "-m", "pxlang.process.jit", str(directory), library_name()],
         capture_output=True,
         text=True,
         check=False,
+        cwd=root,
+        env=env,
     )
     if proc.returncode != 0:
         lines = (proc.stderr or proc.stdout or "").strip().splitlines()
         raise RuntimeError(lines[-1] if lines else f"exit status {proc.returncode}")
 
 
-if __name__ == "__main__":  # python -m pxlang.process.jit [DIR]: build the library
+if __name__ == "__main__":  # python -m pxlang.process.jit [DIR [NAME]]: build the library
     from pxlang.process import jit as _jit  # the module the kernels registered with
 
+    if len(sys.argv) > 2 and _jit.library_name() != sys.argv[2]:
+        sys.exit(
+            f"the build imported another pxlang ({Path(_jit.__file__).parent}): its library "
+            f"would be {_jit.library_name()}, not {sys.argv[2]}"
+        )
     print(_jit.build_library(Path(sys.argv[1]) if len(sys.argv) > 1 else None))

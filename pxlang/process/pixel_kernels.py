@@ -1,6 +1,6 @@
-"""Small numba kernels of per-pixel work on light frames, kept apart so that modules using
-them import numba (~0.35 s) only when they compute: an unchanged re-run, which loads every
-result from the cache, does not pay for it.
+"""Small numba kernels of per-pixel work on light frames (``jit``: from the kernel library,
+else numba), kept apart so that modules using them load compiled code only when they
+compute: an unchanged re-run, which loads every result from the cache, does not pay for it.
 
 Frame-sized outputs are allocated by numpy in the Python wrappers and filled by the kernels:
 numpy asks the kernel for transparent huge pages on big arrays, numba's allocator does not,

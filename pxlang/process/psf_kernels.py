@@ -1,6 +1,6 @@
 """Numba kernel of the star PSF fit (``stars.fit_psf``), kept apart as ``pixel_kernels`` is so
-that importing ``stars`` does not import numba (~0.35 s): an unchanged re-run, which loads its
-star tables from the cache, does not pay for it.
+that importing ``stars`` loads no compiled code: an unchanged re-run, which loads its star
+tables from the cache, does not pay for it.
 
 The fit is a Levenberg–Marquardt loop run star by star (not in parallel: callers already run
 one frame per process on every core). Per star it keeps the profile, ∂f/∂Q and log(1 + Q) of

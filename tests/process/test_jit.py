@@ -295,3 +295,32 @@ def test_build_on_first_use_builds_once_in_another_process(tmp_path, monkeypatch
         assert calls == [tmp_path]  # once a process, even when it produced nothing
     finally:
         jit._forget()
+
+
+def test_the_build_process_imports_this_pxlang(tmp_path, monkeypatch):
+    """The child that builds the library imports the pxlang of the process asking for it
+    (not another one on its path: a checkout run with sys.path, an installed copy), and
+    refuses to build under another library name than the one asked for."""
+    import pxlang
+
+    seen = {}
+
+    def run(cmd, **kw):
+        seen.update(cmd=cmd, **kw)
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(subprocess, "run", run)
+    jit._build_apart(tmp_path)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(pxlang.__file__)))
+    assert seen["cmd"][-2:] == [str(tmp_path), jit.library_name()]
+    assert seen["cwd"] == root
+    assert seen["env"]["PYTHONPATH"].split(os.pathsep)[0] == root
+    monkeypatch.undo()
+    wrong = subprocess.run(
+        [sys.executable, "-m", "pxlang.process.jit", str(tmp_path), "pxkernels_not_this_one"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert wrong.returncode != 0 and "another pxlang" in wrong.stderr
+    assert not list(tmp_path.iterdir())  # nothing built
