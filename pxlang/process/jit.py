@@ -223,11 +223,8 @@ def _matches(decl: tuple[tuple[Any, ...], ...], args: Sequence[Any]) -> bool:
 
 
 def threads() -> int:
-    """How many threads a parallel kernel spreads over: numba's setting once numba is
-    loaded, else ``NUMBA_NUM_THREADS`` or the machine's cores (what numba would take)."""
-    numba = _numba_loaded()
-    if numba is not None:
-        return int(numba.get_num_threads())
+    """How many slices (threads) a parallel kernel spreads over: ``NUMBA_NUM_THREADS`` or the
+    machine's cores, as numba takes them, until :func:`set_threads`."""
     return _THREADS[0]
 
 
@@ -247,15 +244,18 @@ def set_threads(n: int) -> None:
         numba.set_num_threads(min(_THREADS[0], numba.config.NUMBA_NUM_THREADS))
 
 
-def split(kernel: Kernel, nthreads: int, *args: Any) -> None:
-    """``kernel(*args, t0, t1, nthreads)`` over the slices ``t`` in ``[0, nthreads)``: one call
-    when numba runs it (its ``prange`` spreads the slices over its threads), one thread per
-    slice when the library's function runs it (compiled serial, without the GIL)."""
+def split(kernel: Kernel, *args: Any, nthreads: int | None = None) -> None:
+    """``kernel(*args, t0, t1, nthreads)`` over the slices ``t`` in ``[0, nthreads)``
+    (default :func:`threads`): one call when numba runs it (its ``prange`` spreads the slices
+    over its threads), one thread per slice when the library's function runs it (compiled
+    serial, without the GIL)."""
+    if nthreads is None:
+        nthreads = threads()
     full = (*args, 0, nthreads, nthreads)
-    if nthreads <= 1 or not kernel.ahead_of_time(full):
-        kernel(*full)
+    fn = kernel.implementation(full)  # the argument types checked once
+    if nthreads <= 1 or fn is kernel._dispatcher:
+        fn(*full)
         return
-    fn = kernel.implementation(full)
     with ThreadPoolExecutor(max_workers=nthreads) as pool:
         for f in [pool.submit(fn, *args, t, t + 1, nthreads) for t in range(nthreads)]:
             f.result()

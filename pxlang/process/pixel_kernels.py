@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .jit import njit, prange, split, threads
+from .jit import njit, prange, split
 
 
 def first_starlet_layer(a: np.ndarray) -> np.ndarray:
@@ -170,7 +170,7 @@ def neighbour_deviation(x: np.ndarray, step: int) -> np.ndarray:
     """``x`` minus the median of its 8 same-colour neighbours (``neighbour_stats``), float32:
     one plane where the three statistics are three."""
     d = np.empty(x.shape, np.float32)
-    split(_neighbour_deviation, threads(), np.ascontiguousarray(x, dtype=np.float32), step, d)
+    split(_neighbour_deviation, np.ascontiguousarray(x, dtype=np.float32), step, d)
     return d
 
 
@@ -198,7 +198,7 @@ def defect_masks(
     hot_mask = np.zeros(x.shape, bool)
     cold_mask = np.zeros(x.shape, bool)
     split(
-        _defect_masks, threads(),
+        _defect_masks,
         np.ascontiguousarray(x, dtype=np.float32), step, np.float32(threshold),
         np.float32(ratio), bool(hot), bool(cold), hot_mask, cold_mask,
     )  # fmt: skip
@@ -237,7 +237,7 @@ def atrous_b3(x: np.ndarray, axis: int, step: int, out: np.ndarray | None = None
         out = np.empty(x.shape, np.float64)
     elif out.shape != x.shape or out.dtype != np.float64 or np.shares_memory(out, x):
         raise ValueError("out must be a float64 array of x's shape, apart from x")
-    split(_atrous_b3, threads(), x, axis, step, out)
+    split(_atrous_b3, x, axis, step, out)
     return out
 
 

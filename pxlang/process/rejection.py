@@ -52,7 +52,7 @@ import functools
 
 import numpy as np
 
-from .jit import split, threads
+from .jit import split
 from .rejection_kernels import GAIN_PASS, _band_kernel
 
 METHODS = (
@@ -169,7 +169,7 @@ def poisson_k_samples(
     counts = [np.empty((R, W), np.int32) for _ in range(2)]
     dummy = np.zeros((1, 1, 1), np.bool_)
     split(
-        _band_kernel, threads(),
+        _band_kernel,
         band, scale_a, offset_a, ones, False, False, sorting_network(N), GAIN_PASS,
         0.0, 0.0, 1.0, 0.0, np.zeros((1, 1)), 0, ratio, *counts, nvalid,
         dummy, dummy, False,
@@ -248,7 +248,7 @@ def integrate_band(
     else:
         lmask = hmask = np.zeros((1, 1, 1), np.bool_)
     split(
-        _band_kernel, threads(),
+        _band_kernel,
         band, scale_a, offset_a, weights_a, weighted, index_payload, sorting_network(N), code,
         float(lowp), float(highp), float(esd_relaxation), pk, lam, COMBINES.index(combine),
         out, nlow, nhigh, nvalid, lmask, hmask, want,
@@ -282,7 +282,7 @@ def rejection_masks(
     counts = [np.empty((R, W), np.int32) for _ in range(3)]
     ones = np.ones(N, np.float32)
     split(
-        _band_kernel, threads(),
+        _band_kernel,
         stack, ones, np.zeros(N, np.float32), ones, False, True, sorting_network(N), code,
         float(lowp), float(highp), float(esd_relaxation), pk, lam, 0, out, *counts,
         lmask, hmask, True,

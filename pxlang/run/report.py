@@ -492,16 +492,13 @@ def _file_pixels_hash(path: str) -> str:
     (no frame-sized copy in the process writing the report); other files by their pixels."""
     from pxlang.image import fits
 
-    h = hashlib.sha256()
     lay = None
     if path.lower().endswith((".fits", ".fit", ".fts")):
         with contextlib.suppress(Exception):  # unreadable here: hashed as loaded below
             lay = fits.layout(path)
     if lay is None or lay.offset is None:
-        arr = np.ascontiguousarray(_load(path))
-        h.update(f"{arr.dtype.str}{arr.shape}".encode())
-        h.update(memoryview(arr).cast("B"))
-        return h.hexdigest()
+        return _digest(_load(path))
+    h = hashlib.sha256()
     h.update(f"{lay.dtype.str}{lay.file_shape}{lay.bzero}{lay.bscale}{lay.blank}".encode())
     left = int(np.prod(lay.file_shape)) * lay.dtype.itemsize
     with open(path, "rb") as fh:

@@ -174,10 +174,10 @@ def test_split_calls_each_slice_once_on_threads(library):
     k.implementation = spy
     try:
         jit.split(
-            k, 3, band, *(np.ones(4, np.float32),) * 3, False, False,
+            k, band, *(np.ones(4, np.float32),) * 3, False, False,
             rejection.sorting_network(4), 0, 0.0, 0.0, 1.0, 0.0, np.zeros((1, 1)), 0,
             np.empty((2, 600), np.float32), *(np.empty((2, 600), np.int32),) * 3,
-            np.zeros((1, 1, 1), bool), np.zeros((1, 1, 1), bool), False,
+            np.zeros((1, 1, 1), bool), np.zeros((1, 1, 1), bool), False, nthreads=3,
         )  # fmt: skip
     finally:
         k.implementation = old
