@@ -103,7 +103,8 @@ pxlang.evaluate('integrate(register(select(measure(files("{tmp_path.as_posix()}/
                 options={{"cache_dir": r"{tmp_path}/c", "quiet": True}})
 print(first)
 """
-    env = {**os.environ, "NUMBA_NUM_THREADS": "2"}
+    # numba's kernels, not the kernel library's (which never start numba's pool)
+    env = {**os.environ, "NUMBA_NUM_THREADS": "2", "PXLANG_AOT": "0"}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                        timeout=300)  # fmt: skip
     assert r.returncode == 0, r.stderr
