@@ -102,10 +102,11 @@ def _parallel(
 
 # What per-frame work imports. Imported once here, before the workers fork, they are
 # inherited; otherwise every worker of every stage imports them again (measured ~2 s of CPU
-# per run at 1024², the debayer module's scipy imports above all).
+# per run at 1024², the debayer module's scipy imports above all). Not scipy.ndimage: the
+# mono path uses none of it (debayer's bilinear and registration's distortion import it when
+# they run), and importing it (~0.4 s) in the run's serial part kept a core idle.
 _WARM = (
     "sep",
-    "scipy.ndimage",
     "pxlang.process.stars",
     "pxlang.process.subframes",
     "pxlang.process.pixel_kernels",

@@ -13,7 +13,6 @@ edges and stars free of colour fringes).
 from __future__ import annotations
 
 import numpy as np
-from scipy.ndimage import convolve
 
 from .jit import njit, prange
 
@@ -88,6 +87,10 @@ def superpixel(cfa: np.ndarray, pattern: str) -> np.ndarray:
 
 def bilinear(cfa: np.ndarray, pattern: str) -> np.ndarray:
     """Bilinear demosaicing (normalised convolution); (3, H, W)."""
+    # here, not at the top: the workflow imports this module for its header helpers in
+    # every run, mono ones too, and scipy.ndimage costs ~0.4 s to import
+    from scipy.ndimage import convolve
+
     arr = _check(cfa)
     masks = cfa_masks(arr.shape, pattern)
     k = np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], np.float32)

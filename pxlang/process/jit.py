@@ -256,9 +256,24 @@ def split(kernel: Kernel, *args: Any, nthreads: int | None = None) -> None:
     if nthreads <= 1 or fn is kernel._dispatcher:
         fn(*full)
         return
-    with ThreadPoolExecutor(max_workers=nthreads) as pool:
-        for f in [pool.submit(fn, *args, t, t + 1, nthreads) for t in range(nthreads)]:
-            f.result()
+    pool = _pool(nthreads)
+    for f in [pool.submit(fn, *args, t, t + 1, nthreads) for t in range(nthreads)]:
+        f.result()
+
+
+_POOL: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, threads, pool)
+_POOL_LOCK = threading.Lock()
+
+
+def _pool(nthreads: int) -> ThreadPoolExecutor:
+    """The process's threads for :func:`split`, kept: a pool made and shut down at every
+    call cost ~0.3 ms, and a run makes hundreds of calls of a few ms. A forked child (a
+    run's worker) gets a pool of its own: the parent's threads do not exist in it."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL[0] != os.getpid() or _POOL[1] < nthreads:
+            _POOL = (os.getpid(), nthreads, ThreadPoolExecutor(nthreads, "pxlang-split"))
+        return _POOL[2]
 
 
 # ---------------------------------------------------------------------------- the library

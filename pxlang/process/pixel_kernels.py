@@ -241,6 +241,29 @@ def atrous_b3(x: np.ndarray, axis: int, step: int, out: np.ndarray | None = None
     return out
 
 
+@njit(cache=True, inline="always")
+def _symmetric(i, n):  # pragma: no cover - compiled
+    """Index ``i`` (less than ``n`` beyond an edge) mirrored with the edge sample repeated
+    (numpy's ``symmetric``), as the à trous pass of the superbias mirrors it."""
+    if i < 0:
+        return -i - 1
+    if i >= n:
+        return 2 * n - 1 - i
+    return i
+
+
+@njit(cache=True, inline="always")
+def _b3_row_edge(x, i, j, step, n):  # pragma: no cover - compiled
+    """The B3 tap sum of row ``i`` at a column ``j`` whose taps reach past an edge."""
+    a = 0.0
+    a += 1.0 / 16.0 * x[i, _symmetric(j - 2 * step, n)]
+    a += 4.0 / 16.0 * x[i, _symmetric(j - step, n)]
+    a += 6.0 / 16.0 * x[i, j]
+    a += 4.0 / 16.0 * x[i, _symmetric(j + step, n)]
+    a += 1.0 / 16.0 * x[i, _symmetric(j + 2 * step, n)]
+    return a
+
+
 @njit(
     cache=True,
     parallel=True,
@@ -248,27 +271,40 @@ def atrous_b3(x: np.ndarray, axis: int, step: int, out: np.ndarray | None = None
     export=["void(f8[:, ::1], i8, i8, f8[:, ::1], i8, i8, i8)"],
 )
 def _atrous_b3(x, axis, step, out, t0, t1, nt):  # pragma: no cover - compiled
+    # Each output sums its five taps in a register, in the padded oracle's order (0 + the
+    # tap at -2 steps, + the tap at -1, ...): the same bits as five passes over the row,
+    # with loops the compiler vectorises (2-3x faster); only the mirrored edges branch.
     h, w = x.shape
     n = h if axis == 0 else w
+    c0, c1, c2 = 1.0 / 16.0, 4.0 / 16.0, 6.0 / 16.0
+    s2 = 2 * step
     for t in prange(t0, t1):  # slices of rows: jit.split
         for i in range(h * t // nt, h * (t + 1) // nt):
-            for j in range(w):
-                out[i, j] = 0.0
-            for k in range(5):
-                c = (1.0, 4.0, 6.0, 4.0, 1.0)[k] / 16.0
-                if axis == 0:
-                    ii = i + (k - 2) * step
-                    if ii < 0:
-                        ii = -ii - 1
-                    elif ii >= n:
-                        ii = 2 * n - 1 - ii
-                    for j in range(w):
-                        out[i, j] += c * x[ii, j]
-                else:
-                    for j in range(w):
-                        jj = j + (k - 2) * step
-                        if jj < 0:
-                            jj = -jj - 1
-                        elif jj >= n:
-                            jj = 2 * n - 1 - jj
-                        out[i, j] += c * x[i, jj]
+            if axis == 0:
+                r0 = _symmetric(i - s2, n)
+                r1 = _symmetric(i - step, n)
+                r3 = _symmetric(i + step, n)
+                r4 = _symmetric(i + s2, n)
+                for j in range(w):
+                    a = 0.0
+                    a += c0 * x[r0, j]
+                    a += c1 * x[r1, j]
+                    a += c2 * x[i, j]
+                    a += c1 * x[r3, j]
+                    a += c0 * x[r4, j]
+                    out[i, j] = a
+            else:
+                lo = min(s2, w)
+                hi = max(w - s2, lo)
+                for j in range(lo, hi):
+                    a = 0.0
+                    a += c0 * x[i, j - s2]
+                    a += c1 * x[i, j - step]
+                    a += c2 * x[i, j]
+                    a += c1 * x[i, j + step]
+                    a += c0 * x[i, j + s2]
+                    out[i, j] = a
+                for j in range(lo):
+                    out[i, j] = _b3_row_edge(x, i, j, step, n)
+                for j in range(hi, w):
+                    out[i, j] = _b3_row_edge(x, i, j, step, n)
