@@ -22,7 +22,9 @@ Siril's much more than pxlang's Lanczos-3, and the 4x4 one by a few per cent), c
 with the ideal stack noise (``Truth.stack_noise``) of the approved lights and of all lights;
 SNR is the nebula's contrast (99th - 1st percentile of the star-free truth) over the 4x4
 noise; FWHM is the median Moffat FWHM of bright unsaturated stars
-(``pxlang.process.stars.find_stars``). Memory: GNU time's peak RSS
+(``pxlang.process.stars.find_stars``). As a blurring interpolation trades sharpness for
+noise, the sharper stack of each filter is also scored blurred by a Gaussian to the other's
+FWHM: the two SNRs at equal resolution. Memory: GNU time's peak RSS
 (largest single process: pxlang's forked per-frame workers are not added up) and the peak
 PSS of the whole process tree sampled with psutil.
 
@@ -44,6 +46,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import os
 import re
 import shutil
@@ -273,6 +276,39 @@ def score(path: Path, truth, group: str) -> dict:
     }
 
 
+def score_at_fwhm(path: Path, truth, group: str, fwhm: float, q: dict) -> dict:
+    """``score`` of the stack at ``path`` (scored ``q``) blurred by a Gaussian until its
+    stars' FWHM is ``fwhm`` (within 0.01 px): the sharper of two stacks compared with the
+    other at the same resolution (a blurring interpolation lowers the noise it measures)."""
+    from astropy.io import fits
+    from scipy.ndimage import gaussian_filter
+
+    from pxlang.image import io
+
+    data = io.load(str(path)).data.astype(np.float32)
+    tmp = Path(tempfile.mkdtemp(prefix="bench_fwhm_"))
+    try:
+        # FWHMs add in quadrature for Gaussians: the first guess; then secant steps on the
+        # measured FWHM (the stars are Moffat-like, the measure a Moffat fit)
+        pts = [(0.0, q["fwhm"])]
+        sig = math.sqrt(max(fwhm**2 - q["fwhm"] ** 2, 0.0)) / 2.3548
+        got = q
+        for _ in range(5):
+            blurred = tmp / f"blurred_{sig:.4f}.fits"
+            fits.writeto(blurred, gaussian_filter(data, sig), overwrite=True)
+            got = score(blurred, truth, group)
+            got["sigma"] = sig
+            if abs(got["fwhm"] - fwhm) < 0.01:
+                break
+            pts.append((sig, got["fwhm"]))
+            (s0, f0), (s1, f1) = pts[-2], pts[-1]
+            sig = s1 + (fwhm - f1) * (s1 - s0) / (f1 - f0) if f1 != f0 else s1 * 1.1
+            sig = max(sig, 0.0)
+        return got
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 # ---- main ----------------------------------------------------------------------------------
 
 
@@ -440,6 +476,25 @@ def print_scores(work: Path, truth, filters: tuple[str, ...], times: dict) -> No
             f"  {f}: residual offset vs reference pxlang ({q_px['offset'][0]:+.3f}, "
             f"{q_px['offset'][1]:+.3f}) px, Siril ({q_si['offset'][0]:+.3f}, "
             f"{q_si['offset'][1]:+.3f}) px"
+        )
+    print(
+        "\nat equal resolution: the sharper stack blurred (Gaussian) to the other's FWHM, "
+        "then scored the same way (noise 4x4 / ideal of the lights it stacked, SNR)"
+    )
+    for f, q_px, q_si in rows:
+        if q_px["fwhm"] < q_si["fwhm"]:
+            sharp, path, other, names = q_px, out_px / f"{f}.fits", q_si, ("pxlang", "Siril")
+        else:
+            si_path = next(siril.glob(f"result_{f}.fit*"))
+            sharp, path, other, names = q_si, si_path, q_px, ("Siril", "pxlang")
+        b = score_at_fwhm(path, truth, f, other["fwhm"], sharp)
+        ideal_sharp = sharp["ideal"] if names[0] == "pxlang" else sharp["ideal_all"]
+        ideal_other = other["ideal"] if names[1] == "pxlang" else other["ideal_all"]
+        print(
+            f"  {f}: {names[0]} blurred by sigma {b['sigma']:.2f} px to FWHM {b['fwhm']:.3f}: "
+            f"4x4 {b['noise4'] / ideal_sharp:.3f}, SNR {b['snr']:.1f} | {names[1]}: FWHM "
+            f"{other['fwhm']:.3f}, 4x4 {other['noise4'] / ideal_other:.3f}, SNR "
+            f"{other['snr']:.1f} | SNR {names[0]}/{names[1]} {b['snr'] / other['snr']:.3f}"
         )
     print(
         f"\nwall s: pxlang {wall_px:.1f}, Siril {wall_si:.1f} (sum of its steps); "
