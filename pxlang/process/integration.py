@@ -225,7 +225,7 @@ def _poisson_k(fs, buf, rows, local, scale, offset) -> list[float]:
                 dst = band[0, i, p:q] if channels == 1 else band[:, i, p:q]
                 fs.read_rows_into(i, r0, r1, dst)
                 if local is not None:
-                    dst[...] = local[i](dst, r0, r1)
+                    local[i].apply_into(dst, r0)
         for c in range(channels):
             samples[c].append(rj.poisson_k_samples(band[c], scale=scale[c], offset=offset[c]))
     out = []
@@ -481,7 +481,7 @@ def _read_band(
         dst = band[0, i] if band.shape[0] == 1 else band[:, i]
         fs.read_rows_into(i, r0, r1, dst)
         if local is not None:
-            dst[...] = local[i](dst, r0, r1)
+            local[i].apply_into(dst, r0)
         if not seen[i]:
             seen[i] = bool(np.isfinite(dst[..., :: max(1, w // 64)]).any())
 

@@ -103,6 +103,13 @@ class NormalizationModel:
     def __call__(self, data: np.ndarray, r0: int = 0, r1: int | None = None) -> np.ndarray:
         return self.apply(data, r0, r1)
 
+    def apply_into(self, band: np.ndarray, r0: int) -> None:
+        """``apply`` in place, for a float32 band of rows ``r0``…: the same values (the
+        product and the offset added in the other order), without the two temporary bands
+        (integration normalizes every band of every frame)."""
+        band *= np.float32(self.scale)
+        band += self.offset_rows(r0, r0 + band.shape[-2])
+
 
 class ColourNormalization:
     """Per-channel models for (3, H, W) frames, with the same ``apply`` signature."""
@@ -113,6 +120,10 @@ class ColourNormalization:
     def apply(self, data: np.ndarray, r0: int = 0, r1: int | None = None) -> np.ndarray:
         arr = np.asarray(data, np.float32)
         return np.stack([m.apply(c, r0, r1) for m, c in zip(self.models, arr)])
+
+    def apply_into(self, band: np.ndarray, r0: int) -> None:
+        for m, c in zip(self.models, band):
+            m.apply_into(c, r0)
 
     def __call__(self, data: np.ndarray, r0: int = 0, r1: int | None = None) -> np.ndarray:
         return self.apply(data, r0, r1)
