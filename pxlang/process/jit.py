@@ -261,19 +261,30 @@ def split(kernel: Kernel, *args: Any, nthreads: int | None = None) -> None:
         f.result()
 
 
-_POOL: tuple[int, int, ThreadPoolExecutor] | None = None  # (pid, threads, pool)
+_POOL: tuple[int, ThreadPoolExecutor] | None = None  # (threads, pool)
 _POOL_LOCK = threading.Lock()
 
 
 def _pool(nthreads: int) -> ThreadPoolExecutor:
     """The process's threads for :func:`split`, kept: a pool made and shut down at every
-    call cost ~0.3 ms, and a run makes hundreds of calls of a few ms. A forked child (a
-    run's worker) gets a pool of its own: the parent's threads do not exist in it."""
+    call cost ~0.3 ms, and a run makes hundreds of calls of a few ms."""
     global _POOL
     with _POOL_LOCK:
-        if _POOL is None or _POOL[0] != os.getpid() or _POOL[1] < nthreads:
-            _POOL = (os.getpid(), nthreads, ThreadPoolExecutor(nthreads, "pxlang-split"))
-        return _POOL[2]
+        if _POOL is None or _POOL[0] < nthreads:
+            _POOL = (nthreads, ThreadPoolExecutor(nthreads, "pxlang-split"))
+        return _POOL[1]
+
+
+def _forget_pool() -> None:
+    """In a forked child (a run's worker): the parent's threads do not exist there, and its
+    lock may have been held by one of them at the fork; the child starts its own."""
+    global _POOL, _POOL_LOCK
+    _POOL = None
+    _POOL_LOCK = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 # ---------------------------------------------------------------------------- the library

@@ -1,6 +1,8 @@
 """The light-frame built-ins on a synthetic night (with known cloudy and trailed frames)."""
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -410,3 +412,17 @@ def test_select_cloud_rule_compares_stars_rank_by_rank():
     assert [f.path for f in good.frames] == [f"light_{k}.fits" for k in (0, 1, 2, 3, 5)]
     (why,) = [v["reason"] for v in good.selection if not v["approved"]]
     assert "transparency 0.3" in why and "cloud or haze" in why
+
+
+def test_the_workers_warm_imports_leave_scipy_out():
+    """What the main process imports before forking the per-frame workers is in the run's
+    serial part; scipy.ndimage (~0.4 s) is used by none of the mono path's per-frame work."""
+    code = (
+        "import sys\n"
+        "import pxlang.builtins.lights as L\n"
+        "L._warm_imports()\n"
+        "assert 'pxlang.process.debayer' in sys.modules\n"
+        "print(sorted(m for m in sys.modules if m.startswith('scipy')))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

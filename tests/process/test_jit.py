@@ -184,6 +184,31 @@ def test_split_calls_each_slice_once_on_threads(library):
     assert sorted(seen) == [(0, 1, 3), (1, 2, 3), (2, 3, 3)]
 
 
+def test_split_threads_are_kept_and_a_forked_child_gets_its_own(library):
+    """split() keeps its threads between calls; a child forked after (a run's worker) has
+    none of them running: work given to its copy of the parent's pool would wait forever
+    (checked: a submit to it times out), so the child starts from no pool."""
+    import multiprocessing
+
+    x = np.random.default_rng(3).normal(size=(64, 80))
+    ref = pixel_kernels.atrous_b3(x, 1, 2)
+    jit.split(pixel_kernels._atrous_b3, x, 1, 2, np.empty_like(x), nthreads=2)
+    pool = jit._pool(2)
+    jit.split(pixel_kernels._atrous_b3, x, 1, 2, np.empty_like(x), nthreads=2)
+    assert jit._pool(2) is pool  # kept
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as children:
+        got = children.apply_async(_split_in_child, (x,)).get(timeout=60)
+    assert np.array_equal(got, ref)
+
+
+def _split_in_child(x: np.ndarray) -> np.ndarray:
+    assert jit._POOL is None  # forgotten at the fork
+    out = np.empty_like(x)
+    jit.split(pixel_kernels._atrous_b3, x, 1, 2, out, nthreads=2)
+    return out
+
+
 def test_undeclared_types_fall_back_to_numba(library):
     x = np.random.default_rng(7).normal(size=(40, 50)).astype(np.float32)
     k = pixel_kernels._first_starlet_layer_at

@@ -79,6 +79,12 @@ def test_identical_frames_unchanged_and_band_apply():
     assert np.allclose(model.apply(ref), ref, atol=1e-5)
     band = model(ref[100:150], 100, 150)  # row bands for streamed integration
     assert np.allclose(band, model.apply(ref)[100:150])
+    # in place, as integration applies it: the same values to the last bit
+    tgt = (ref * 1.3 + 0.02).astype(np.float32)
+    other = local_normalization(ref, tgt, scale=64)
+    inplace = tgt[37:101].copy()
+    other.apply_into(inplace, 37)
+    assert np.array_equal(inplace, other(tgt[37:101], 37, 101))
     # the compact offset grid reproduces the map it was sampled from, anywhere
     full = model.offset
     assert full.shape == (S, S)
@@ -102,6 +108,9 @@ def test_colour_and_bad_input():
     out, models = normalize(ref, tgt, scale=64)
     assert out.shape == (3, S, S) and len(models.models) == 3
     assert np.allclose(models(tgt[:, 10:20], 10, 20), out[:, 10:20], atol=1e-6)
+    inplace = tgt[:, 10:20].copy()
+    models.apply_into(inplace, 10)
+    assert np.array_equal(inplace, models(tgt[:, 10:20], 10, 20))
     assert np.abs(block_means(out[2] - ref[2])).max() < 0.002
     with pytest.raises(ValueError, match="differ"):
         normalize(ref[0], ref[0][:, :100])
