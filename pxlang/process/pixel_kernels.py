@@ -237,6 +237,8 @@ def atrous_b3(x: np.ndarray, axis: int, step: int, out: np.ndarray | None = None
         out = np.empty(x.shape, np.float64)
     elif out.shape != x.shape or out.dtype != np.float64 or np.shares_memory(out, x):
         raise ValueError("out must be a float64 array of x's shape, apart from x")
+    if not (1 <= step and 2 * step < x.shape[axis]):  # one mirroring reaches every tap
+        raise ValueError(f"step must be 1 to {(x.shape[axis] - 1) // 2} here; got {step}")
     split(_atrous_b3, x, axis, step, out)
     return out
 

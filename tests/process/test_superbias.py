@@ -104,3 +104,5 @@ def test_the_smoothing_kernel_refuses_to_write_over_its_input():
         atrous_b3(x, 0, 1, out=x)
     with pytest.raises(ValueError, match="apart from x"):
         atrous_b3(x, 0, 1, out=np.empty((20, 20), np.float32))
+    with pytest.raises(ValueError, match="step"):
+        atrous_b3(np.zeros((20, 9)), 1, 5)  # a tap would be mirrored twice
