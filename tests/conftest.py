@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+
 import pytest
 
 
@@ -16,3 +20,22 @@ def kernel_library():
 
     jit.ensure_library()
     yield
+
+
+_MODULES = "--- modules ---"
+
+
+@pytest.fixture
+def modules_after() -> Callable[..., set[str]]:
+    """``modules_after(code, env=None)``: the modules a fresh interpreter holds after running
+    ``code`` (which may assert): what a process importing pxlang pays for, in time and memory."""
+
+    def run(code: str, env: Mapping[str, str] | None = None) -> set[str]:
+        tail = f"\nimport sys as _sys\nprint({_MODULES!r}, *_sys.modules, sep=chr(10))\n"
+        out = subprocess.run(
+            [sys.executable, "-c", code + tail], capture_output=True, text=True, env=env
+        )
+        assert out.returncode == 0, out.stderr
+        return set(out.stdout.split(_MODULES, 1)[1].split())
+
+    return run
