@@ -26,6 +26,7 @@ Coordinates: 0-based pixel centres, ``x`` = column, ``y`` = row. A source coordi
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from typing import Any
@@ -123,13 +124,12 @@ def _sample(data, x, y, th, wx, wy, fill, lut):
     return _clamped(sp, sn, wp, wn, th)
 
 
-@njit(
-    cache=True,
-    parallel=True,
-    nogil=True,
-    error_model="numpy",
-    export=["void(f4[:, ::1], f8, f8, f8, f8[:, ::1], f4[:, :, ::1], i8)"],
-)
+# the separable warp's two passes: rows in parallel, without the GIL, and numpy's error model
+# (no Python zero-division check on every division: the kernels test their divisors)
+_pass_kernel = functools.partial(njit, cache=True, parallel=True, nogil=True, error_model="numpy")
+
+
+@_pass_kernel(export=["void(f4[:, ::1], f8, f8, f8, f8[:, ::1], f4[:, :, ::1], i8)"])
 def _rows_pass(data, al, be, ga, lut, parts, row0):
     """First separable pass: source row ``y`` sampled at x = al·u + be·y + ga for every
     output column u. The positive and negative products are summed apart (``parts[y, u, 0]``
@@ -167,12 +167,8 @@ def _rows_pass(data, al, be, ga, lut, parts, row0):
 _CHUNK = 64  # output pixels taken together when their six source rows are the same
 
 
-@njit(
-    cache=True,
-    parallel=True,
-    nogil=True,
-    error_model="numpy",
-    export=["void(f4[:, :, ::1], i8, i8, f8[:, ::1], i8, i8, f8, f8, f8[:, ::1], f4[:, ::1])"],
+@_pass_kernel(
+    export=["void(f4[:, :, ::1], i8, i8, f8[:, ::1], i8, i8, f8, f8, f8[:, ::1], f4[:, ::1])"]
 )
 def _columns_pass(parts, row0, h, m, v0, src_w, th, fill, lut, out):
     """Second separable pass: output pixel (u, v) is column u of the first pass sampled at
